@@ -1,0 +1,70 @@
+"""Build the FAISS index from the route files (re-run after editing ``routes/``).
+
+    python scripts/build_index.py            # validate routes, embed, write index/
+    python scripts/build_index.py --check    # exit 1 when index/ is missing or stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from service.encoder import Encoder, EncoderError  # noqa: E402
+from service.index import IndexProblem, build_index, check_index  # noqa: E402
+from service.routes import RouteSetError, load_route_set  # noqa: E402
+from service.settings import Settings  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--routes", type=Path, default=settings.routes_dir, help="route folder")
+    parser.add_argument("--index", type=Path, default=settings.index_dir, help="index folder")
+    parser.add_argument("--model", default=settings.embedding_model, help="embedding model")
+    parser.add_argument("--check", action="store_true", help="only check that the index is current")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    try:
+        route_set = load_route_set(args.routes)
+    except RouteSetError as error:
+        print(error, file=sys.stderr)
+        return 2
+    if args.check:
+        try:
+            manifest = check_index(args.index, route_set, args.model)
+        except IndexProblem as error:
+            print(error, file=sys.stderr)
+            return 1
+        print(f"{args.index}/ is up to date ({len(manifest['entries'])} vectors, built {manifest['built_at']})")
+        return 0
+
+    started = time.perf_counter()
+    try:
+        encoder = Encoder(args.model, settings.embedding_device, cache_size=0)
+        manifest = build_index(route_set, encoder, args.index, progress=not args.quiet)
+    except (EncoderError, IndexProblem) as error:
+        print(f"index build failed, the previous index is untouched: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("index build interrupted, the previous index is untouched", file=sys.stderr)
+        return 130
+    width = max(len(name) for name in manifest["routes"])
+    print(f"{'route':<{width}}  utterances")
+    for name, count in manifest["routes"].items():
+        print(f"{name:<{width}}  {count:>10}")
+    total = sum(manifest["routes"].values())
+    print(
+        f"wrote {args.index}/: {total} vectors of dimension {manifest['embedding_dim']} "
+        f"({manifest['index_type']}, model {manifest['embedding_model']}) "
+        f"in {time.perf_counter() - started:.1f}s; fingerprint {manifest['fingerprint'][:12]}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

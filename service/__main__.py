@@ -1,0 +1,42 @@
+"""``python -m service``: check routes and index, then serve with uvicorn.
+
+The check runs before uvicorn starts so that a missing or stale index ends the process
+with one readable message and the command that fixes it, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+
+from service.app import StartupError, load_state
+from service.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    try:
+        load_state(Settings())
+    except StartupError as error:
+        print(f"semroute cannot start:\n{error}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        "service.app:create_app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

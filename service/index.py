@@ -1,0 +1,252 @@
+"""The on-disk index: FAISS vectors plus ``manifest.json``, written atomically, checked on load.
+
+Layout of ``index/``: ``manifest.json`` names the vector file it belongs to
+(``vectors-<build id>.faiss``) together with its sha256. A build writes the new vector file
+first and then replaces the manifest in one ``os.replace``; that rename is the commit point,
+so a build that fails or is interrupted before it leaves the previous index serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import faiss
+import numpy as np
+
+from service import __version__
+from service.routes import RouteSet, fingerprint
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+BUILD_COMMAND = "python scripts/build_index.py"
+
+
+class IndexProblem(RuntimeError):
+    """Base of the index problems a user can act on; every message names the fix."""
+
+
+class IndexMissingError(IndexProblem):
+    pass
+
+
+class IndexStaleError(IndexProblem):
+    pass
+
+
+class IndexCorruptError(IndexProblem):
+    pass
+
+
+class TextEncoder(Protocol):
+    model_id: str
+    dimension: int
+
+    def encode(
+        self, texts: list[str], batch_size: int = ..., progress: bool = ...
+    ) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class LoadedIndex:
+    """A searchable index and what each of its vectors stands for."""
+
+    faiss_index: Any
+    manifest: dict[str, Any]
+    route_names: tuple[str, ...]
+    labels: np.ndarray  # route position (in route_names) of every vector
+    utterances: tuple[str, ...]
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.manifest["fingerprint"])
+
+    @property
+    def dimension(self) -> int:
+        return int(self.manifest["embedding_dim"])
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (similarities, vector ids) per query row; ids of -1 mark empty slots."""
+        k = min(k, int(self.faiss_index.ntotal))
+        return self.faiss_index.search(np.ascontiguousarray(queries, dtype=np.float32), k)  # type: ignore[no-any-return]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
+    handle = tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=path.parent, prefix=".manifest-", suffix=".tmp", delete=False
+    )
+    try:
+        with handle:
+            json.dump(data, handle, ensure_ascii=False, indent=1)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(handle.name, 0o644)
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def _remove_unreferenced(index_dir: Path, keep: set[str]) -> None:
+    for path in index_dir.iterdir():
+        stale_vectors = path.name.startswith("vectors-") and path.name not in keep
+        leftover_temp = path.name.startswith(".") and path.suffix == ".tmp"
+        if stale_vectors or leftover_temp:
+            path.unlink(missing_ok=True)
+
+
+def build_index(
+    route_set: RouteSet,
+    encoder: TextEncoder,
+    index_dir: Path,
+    progress: bool = False,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Embed every utterance, write the index, and return the manifest that was committed."""
+    started = time.perf_counter()
+    entries = [
+        {"route": route.name, "utterance": utterance}
+        for route in route_set.routes
+        for utterance in route.utterances
+    ]
+    vectors = encoder.encode(
+        [entry["utterance"] for entry in entries], batch_size=batch_size, progress=progress
+    )
+    if vectors.shape != (len(entries), encoder.dimension):
+        raise IndexCorruptError(
+            f"the encoder returned shape {vectors.shape}, expected {(len(entries), encoder.dimension)}"
+        )
+    index = faiss.IndexFlatIP(encoder.dimension)
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    print_ = fingerprint(route_set, encoder.model_id)
+    build_id = f"{print_[:12]}-{int(time.time() * 1000)}"
+    vectors_name = f"vectors-{build_id}.faiss"
+    temp_vectors = index_dir / f".{vectors_name}.tmp"
+    try:
+        faiss.write_index(index, str(temp_vectors))
+        os.replace(temp_vectors, index_dir / vectors_name)
+    except BaseException:
+        temp_vectors.unlink(missing_ok=True)
+        raise
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "embedding_model": encoder.model_id,
+        "embedding_dim": encoder.dimension,
+        "index_type": "IndexFlatIP",
+        "metric": "inner_product",
+        "normalized": True,
+        "fingerprint": print_,
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "build_seconds": round(time.perf_counter() - started, 3),
+        "routes": {route.name: len(route.utterances) for route in route_set.routes},
+        "files": {"vectors": {"path": vectors_name, "sha256": _sha256(index_dir / vectors_name)}},
+        "entries": entries,
+    }
+    try:
+        _write_json_atomically(index_dir / MANIFEST, manifest)
+    except BaseException:
+        (index_dir / vectors_name).unlink(missing_ok=True)
+        raise
+    _remove_unreferenced(index_dir, keep={vectors_name})
+    return manifest
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any]:
+    path = index_dir / MANIFEST
+    if not path.exists():
+        raise IndexMissingError(f"no index in {index_dir}/; build it with: {BUILD_COMMAND}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise IndexCorruptError(
+            f"{path} cannot be read ({error}); rebuild it with: {BUILD_COMMAND}"
+        ) from error
+    required = {"format_version", "fingerprint", "embedding_model", "embedding_dim", "files"}
+    if not isinstance(manifest, dict) or not required <= manifest.keys():
+        raise IndexCorruptError(
+            f"{path} is not a semroute manifest; rebuild it with: {BUILD_COMMAND}"
+        )
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise IndexStaleError(
+            f"{path} has format {manifest['format_version']}, this version reads "
+            f"{FORMAT_VERSION}; rebuild it with: {BUILD_COMMAND}"
+        )
+    return manifest
+
+
+def staleness(manifest: dict[str, Any], route_set: RouteSet, embedding_model: str) -> str | None:
+    """Why the index does not match these routes and this model, or None when it does."""
+    if manifest["embedding_model"] != embedding_model:
+        return (
+            f"the index was built with embedding model '{manifest['embedding_model']}', "
+            f"the service is configured with '{embedding_model}'"
+        )
+    if manifest["fingerprint"] != fingerprint(route_set, embedding_model):
+        return "the routes changed since the index was built (utterances or route names differ)"
+    return None
+
+
+def check_index(index_dir: Path, route_set: RouteSet, embedding_model: str) -> dict[str, Any]:
+    """Return the manifest if ``index_dir`` holds an up-to-date index, else raise with the fix."""
+    manifest = read_manifest(index_dir)
+    reason = staleness(manifest, route_set, embedding_model)
+    if reason:
+        raise IndexStaleError(f"{index_dir}/ is stale: {reason}; rebuild it with: {BUILD_COMMAND}")
+    return manifest
+
+
+def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> LoadedIndex:
+    """Read the vectors named by the manifest, verifying their checksum and shape."""
+    manifest = manifest or read_manifest(index_dir)
+    try:
+        vectors_file = manifest["files"]["vectors"]
+        path = index_dir / vectors_file["path"]
+        entries = manifest["entries"]
+    except (KeyError, TypeError) as error:
+        raise IndexCorruptError(
+            f"{index_dir}/{MANIFEST} lacks {error}; rebuild it with: {BUILD_COMMAND}"
+        ) from error
+    if not path.exists():
+        raise IndexCorruptError(f"{path} is missing; rebuild it with: {BUILD_COMMAND}")
+    if _sha256(path) != vectors_file["sha256"]:
+        raise IndexCorruptError(
+            f"{path} does not match its checksum in {MANIFEST} (truncated or replaced); "
+            f"rebuild it with: {BUILD_COMMAND}"
+        )
+    try:
+        faiss_index = faiss.read_index(str(path))
+    except RuntimeError as error:
+        raise IndexCorruptError(f"{path} is not a FAISS index ({error})") from error
+    if faiss_index.ntotal != len(entries) or faiss_index.d != manifest["embedding_dim"]:
+        raise IndexCorruptError(
+            f"{path} holds {faiss_index.ntotal} vectors of dimension {faiss_index.d}, the manifest "
+            f"{len(entries)} of {manifest['embedding_dim']}; rebuild it with: {BUILD_COMMAND}"
+        )
+    route_names = tuple(dict.fromkeys(entry["route"] for entry in entries))
+    position = {name: i for i, name in enumerate(route_names)}
+    labels = np.fromiter((position[e["route"]] for e in entries), dtype=np.int64, count=len(entries))
+    return LoadedIndex(
+        faiss_index=faiss_index,
+        manifest=manifest,
+        route_names=route_names,
+        labels=labels,
+        utterances=tuple(entry["utterance"] for entry in entries),
+    )

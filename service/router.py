@@ -1,0 +1,170 @@
+"""The decision pipeline: override -> semantic match -> accept, tie-break or default.
+
+CPU work (embedding, search, scoring) runs on one worker thread so the event loop keeps
+serving while a prompt is encoded; everything else here is cheap bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from service import scoring
+from service.index import LoadedIndex
+from service.routes import Route, RouteSet
+from service.schemas import Candidate, Decision, Match, Method, RouteRequest
+
+MAX_CANDIDATES = 5
+
+
+class Embedder(Protocol):
+    def encode_one(self, text: str) -> np.ndarray: ...
+
+
+class Tiebreaker(Protocol):
+    """Settles a close or weak semantic match; returns a candidate's name or None for "none"."""
+
+    async def choose(self, text: str, candidates: Sequence[Route]) -> str | None: ...
+
+
+class UnknownRouteError(LookupError):
+    """The request forced a route that does not exist."""
+
+
+class PromptTooLargeError(ValueError):
+    """The prompt exceeds the configured size limit."""
+
+
+@dataclass(frozen=True)
+class SemanticResult:
+    ranked: scoring.Ranked
+    similarities: np.ndarray
+    neighbour_ids: np.ndarray
+
+
+class Router:
+    """Turns a request into a Decision using one route set and the index built from it."""
+
+    def __init__(
+        self,
+        route_set: RouteSet,
+        index: LoadedIndex,
+        encoder: Embedder,
+        top_k: int = 10,
+        max_prompt_chars: int = 100_000,
+        tiebreaker: Tiebreaker | None = None,
+    ):
+        missing = set(index.route_names) - set(route_set.names)
+        if missing:
+            raise ValueError(f"the index holds routes that are not defined: {sorted(missing)}")
+        self.route_set = route_set
+        self.index = index
+        self.encoder = encoder
+        self.top_k = top_k
+        self.max_prompt_chars = max_prompt_chars
+        self.tiebreaker = tiebreaker
+        self._routes = [route_set.get(name) for name in index.route_names]
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semroute-encode")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def semantic(self, text: str) -> SemanticResult:
+        """Embed, search and score synchronously (CPU-bound; called off the event loop)."""
+        vector = self.encoder.encode_one(text)
+        similarities, ids = self.index.search(vector[None, :], self.top_k)
+        similarities, ids = similarities[0], ids[0]
+        labels = np.where(ids >= 0, self.index.labels[np.maximum(ids, 0)], -1)
+        scores = scoring.neighbour_route_scores(similarities, labels, len(self.index.route_names))
+        return SemanticResult(scoring.rank(scores), similarities, ids)
+
+    async def decide(self, request: RouteRequest, tiebreak: bool = True) -> Decision:
+        started = time.perf_counter()
+        text = request.routable_text()
+        if len(text) > self.max_prompt_chars:
+            raise PromptTooLargeError(
+                f"the prompt has {len(text)} characters; the limit is {self.max_prompt_chars}"
+            )
+        if request.route is not None:
+            route = self.route_set.get(request.route)
+            if route is None:
+                raise UnknownRouteError(
+                    f"unknown route '{request.route}'; known routes: "
+                    f"{', '.join(self.route_set.names)}"
+                )
+            return self._decision(route, "override", None, None, started, request.explain)
+
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._executor, self.semantic, text)
+        ranked = result.ranked
+        top = self._routes[int(ranked.positions[0])] if len(ranked.positions) else None
+        reason = scoring.verdict(
+            ranked,
+            threshold=self.route_set.threshold(top.name) if top else 0.0,
+            min_margin=self.route_set.config.min_margin,
+        )
+        if top is not None and reason is None:
+            return self._decision(top, "semantic", result, None, started, request.explain)
+        if self.tiebreaker is not None and tiebreak and len(ranked.positions):
+            shortlist = [self._routes[int(p)] for p in ranked.positions[:MAX_CANDIDATES]]
+            chosen = await self.tiebreaker.choose(text, [r for r in shortlist if r is not None])
+            route = self.route_set.get(chosen) if chosen else None
+            if route is not None:
+                return self._decision(route, "llm", result, reason, started, request.explain)
+        return self._decision(
+            self.route_set.default, "default", result, reason, started, request.explain
+        )
+
+    def _decision(
+        self,
+        route: Route,
+        method: Method,
+        result: SemanticResult | None,
+        reason: scoring.Abstain | None,
+        started: float,
+        explain: bool,
+    ) -> Decision:
+        candidates: list[Candidate] = []
+        matches: list[Match] | None = None
+        score = margin = None
+        if result is not None:
+            ranked = result.ranked
+            names = self.index.route_names
+            candidates = [
+                Candidate(route=names[int(p)], score=round(float(s), 6))
+                for p, s in zip(ranked.positions[:MAX_CANDIDATES], ranked.scores, strict=False)
+            ]
+            score = next((c.score for c in candidates if c.route == route.name), None)
+            margin = round(ranked.margin, 6) if len(ranked.scores) else None
+            if explain:
+                matches = [
+                    Match(
+                        route=names[int(self.index.labels[i])],
+                        utterance=self.index.utterances[i],
+                        similarity=round(float(s), 6),
+                    )
+                    for s, i in zip(result.similarities, result.neighbour_ids, strict=True)
+                    if i >= 0
+                ]
+        return Decision(
+            route=route.name,
+            model=route.model,
+            fallbacks=list(route.fallbacks),
+            method=method,
+            score=score,
+            confidence=None,
+            margin=margin,
+            candidates=candidates,
+            matches=matches,
+            reason=reason.value if reason else None,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            decision_id=uuid.uuid4().hex,
+            index_fingerprint=self.index.fingerprint,
+        )

@@ -1,0 +1,77 @@
+"""Pure scoring: nearest neighbours in, ranked per-route scores and an accept/abstain verdict out.
+
+Nothing here knows about FAISS, YAML or HTTP; every function takes and returns plain arrays
+and numbers, so the decision maths can be tested with hand-made inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+
+class Abstain(StrEnum):
+    """Why the semantic stage did not accept its top route."""
+
+    NO_CANDIDATE = "no_candidate"
+    BELOW_THRESHOLD = "below_threshold"
+    CLOSE_MARGIN = "close_margin"
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Per-route scores, best first; ``positions`` index the route list the caller holds."""
+
+    positions: np.ndarray
+    scores: np.ndarray
+
+    @property
+    def margin(self) -> float:
+        """Gap between the best and the runner-up; a lone candidate has the full gap to -1."""
+        if len(self.scores) == 0:
+            return 0.0
+        runner_up = float(self.scores[1]) if len(self.scores) > 1 else -1.0
+        return float(self.scores[0]) - runner_up
+
+
+def neighbour_route_scores(
+    similarities: np.ndarray, labels: np.ndarray, n_routes: int, top_m: int = 3
+) -> np.ndarray:
+    """Score each route by the mean of its ``top_m`` best neighbour similarities.
+
+    Neighbours arrive sorted by similarity, best first. A route seen fewer than ``top_m``
+    times among them is averaged over what was seen, so one very close utterance counts,
+    while agreement of several close utterances is what lifts a route above a lucky hit.
+    Routes absent from the neighbours score NaN (no evidence, not "similarity zero").
+    """
+    totals = np.zeros(n_routes, dtype=np.float64)
+    counts = np.zeros(n_routes, dtype=np.int64)
+    for similarity, label in zip(similarities, labels, strict=True):
+        if label < 0 or counts[label] >= top_m:
+            continue
+        totals[label] += similarity
+        counts[label] += 1
+    scores = np.full(n_routes, np.nan)
+    seen = counts > 0
+    scores[seen] = totals[seen] / counts[seen]
+    return scores
+
+
+def rank(scores: np.ndarray) -> Ranked:
+    """Routes with evidence, best score first (ties keep route order)."""
+    positions = np.flatnonzero(~np.isnan(scores))
+    order = np.argsort(-scores[positions], kind="stable")
+    return Ranked(positions=positions[order], scores=scores[positions][order])
+
+
+def verdict(ranked: Ranked, threshold: float, min_margin: float) -> Abstain | None:
+    """None when the top route is accepted, else the reason to look further."""
+    if len(ranked.scores) == 0:
+        return Abstain.NO_CANDIDATE
+    if float(ranked.scores[0]) < threshold:
+        return Abstain.BELOW_THRESHOLD
+    if ranked.margin < min_margin:
+        return Abstain.CLOSE_MARGIN
+    return None
