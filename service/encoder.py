@@ -85,8 +85,9 @@ class Encoder:
             raise EncoderError(
                 f"cannot load embedding model '{model}' (from {path}): {error}"
             ) from error
-        get_dimension = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
+        get_dimension = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
         )
         dimension = get_dimension()
         if dimension is None:

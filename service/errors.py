@@ -19,10 +19,18 @@ from service.router import PromptTooLargeError, UnknownRouteError
 log = logging.getLogger("semroute")
 
 
-def error_response(status: int, type_: str, message: str, details: Any = None) -> JSONResponse:
+def error_response(
+    status: int,
+    type_: str,
+    message: str,
+    details: Any = None,
+    attempts: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
     body: dict[str, Any] = {"type": type_, "message": message}
     if details is not None:
         body["details"] = details
+    if attempts is not None:
+        body["attempts"] = attempts
     return JSONResponse(status_code=status, content={"error": body})
 
 

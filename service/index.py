@@ -75,7 +75,7 @@ class LoadedIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (similarities, vector ids) per query row; ids of -1 mark empty slots."""
         k = min(k, int(self.faiss_index.ntotal))
-        return self.faiss_index.search(np.ascontiguousarray(queries, dtype=np.float32), k)  # type: ignore[no-any-return]
+        return self.faiss_index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
 
 
 def _sha256(path: Path) -> str:
@@ -87,18 +87,16 @@ def _sha256(path: Path) -> str:
 
 
 def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=".manifest-", suffix=".tmp", delete=False
-    )
+    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".manifest-", suffix=".tmp")
     try:
-        with handle:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             json.dump(data, handle, ensure_ascii=False, indent=1)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o644)
-        os.replace(handle.name, path)
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, path)
     except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
+        Path(temp_name).unlink(missing_ok=True)
         raise
 
 
@@ -242,7 +240,9 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
         )
     route_names = tuple(dict.fromkeys(entry["route"] for entry in entries))
     position = {name: i for i, name in enumerate(route_names)}
-    labels = np.fromiter((position[e["route"]] for e in entries), dtype=np.int64, count=len(entries))
+    labels = np.fromiter(
+        (position[e["route"]] for e in entries), dtype=np.int64, count=len(entries)
+    )
     return LoadedIndex(
         faiss_index=faiss_index,
         manifest=manifest,

@@ -85,7 +85,7 @@ class Router:
         scores = scoring.neighbour_route_scores(similarities, labels, len(self.index.route_names))
         return SemanticResult(scoring.rank(scores), similarities, ids)
 
-    async def decide(self, request: RouteRequest, tiebreak: bool = True) -> Decision:
+    async def decide(self, request: RouteRequest) -> Decision:
         started = time.perf_counter()
         text = request.routable_text()
         if len(text) > self.max_prompt_chars:
@@ -112,7 +112,7 @@ class Router:
         )
         if top is not None and reason is None:
             return self._decision(top, "semantic", result, None, started, request.explain)
-        if self.tiebreaker is not None and tiebreak and len(ranked.positions):
+        if self.tiebreaker is not None and request.tiebreak and len(ranked.positions):
             shortlist = [self._routes[int(p)] for p in ranked.positions[:MAX_CANDIDATES]]
             chosen = await self.tiebreaker.choose(text, [r for r in shortlist if r is not None])
             route = self.route_set.get(chosen) if chosen else None

@@ -39,6 +39,9 @@ class Route(BaseModel):
     model: str
     fallbacks: tuple[str, ...] = ()
     threshold: float | None = Field(default=None, gt=-1.0, le=1.0)
+    reviewer: str | None = Field(
+        default=None, description="A model that reviews and improves every answer of this route."
+    )
     utterances: tuple[str, ...] = Field(min_length=1)
 
     @field_validator("name")
@@ -55,10 +58,10 @@ class Route(BaseModel):
             raise ValueError("must not be blank")
         return value.strip()
 
-    @field_validator("model")
+    @field_validator("model", "reviewer")
     @classmethod
-    def _model(cls, value: str) -> str:
-        return _model_string(value)
+    def _model(cls, value: str | None) -> str | None:
+        return None if value is None else _model_string(value)
 
     @field_validator("fallbacks", mode="before")
     @classmethod
@@ -93,6 +96,52 @@ class Route(BaseModel):
         return tuple(cleaned)
 
 
+class TiebreakerConfig(BaseModel):
+    """The small model that settles weak or close semantic matches."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    timeout_s: float = Field(default=4.0, gt=0, le=120)
+    max_candidates: int = Field(default=4, ge=2, le=20)
+    cache_size: int = Field(default=2048, ge=0)
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        return _model_string(value)
+
+
+class CompletionPolicy(BaseModel):
+    """How ``/complete`` spends its time: per-attempt timeout, overall deadline, escalation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attempt_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    deadline_s: float = Field(default=90.0, gt=0, le=1800)
+    num_retries: int = Field(default=0, ge=0, le=5)
+    escalation_model: str | None = None
+    min_truncated_chars: int = Field(
+        default=20, ge=0, description="A reply cut off by max_tokens shorter than this is bad."
+    )
+
+    @field_validator("escalation_model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        return None if value is None else _model_string(value)
+
+
+class ModelParams(BaseModel):
+    """Connection settings of one model string; keys are named by variable, never written here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_base: str | None = None
+    api_key_env: str | None = Field(
+        default=None, description="Environment variable that holds this model's API key."
+    )
+
+
 class RouterConfig(BaseModel):
     """Router-wide policy from ``routes/router.yaml``."""
 
@@ -101,6 +150,9 @@ class RouterConfig(BaseModel):
     default_route: str
     default_threshold: float = Field(default=0.4, gt=-1.0, le=1.0)
     min_margin: float = Field(default=0.0, ge=0.0, le=2.0)
+    tiebreaker: TiebreakerConfig | None = None
+    completion: CompletionPolicy = CompletionPolicy()
+    models: dict[str, ModelParams] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)

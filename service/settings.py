@@ -28,3 +28,10 @@ class Settings(BaseSettings):
     max_prompt_chars: int = Field(default=100_000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     encode_cache_size: int = Field(default=4096, ge=0)
+    model_override: str | None = Field(
+        default=None, description="Send every call (routes, fallbacks, tie-breaker) to this model."
+    )
+    llm_api_base: str | None = Field(
+        default=None, description="OpenAI-compatible server that serves every call (local mode)."
+    )
+    llm_api_key: str | None = None

@@ -1,0 +1,241 @@
+"""Routed completions: call the chosen model through litellm, fall back, review, account.
+
+One attempt per model, in the order model -> route fallbacks -> router-wide escalation model,
+all inside one overall deadline. Provider errors are litellm's own exception types (its
+mapping of every provider's failures); this module only decides what to try next and keeps
+the record of every attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import litellm
+
+from service.answers import problem_with
+from service.providers import Endpoints
+from service.routes import CompletionPolicy
+
+Outcome = Literal["ok", "error", "timeout", "bad_answer", "skipped"]
+Role = Literal["primary", "fallback", "escalation", "review"]
+Call = Callable[..., Awaitable[Any]]
+
+# litellm prints provider help banners to stdout on every failure; failures are expected
+# here (that is what the fallback chain is for) and are reported in ``attempts`` instead.
+litellm.suppress_debug_info = True
+
+MAX_ERROR_CHARS = 300
+REVIEW_INSTRUCTION = (
+    "You review another assistant's draft answer. Correct any mistakes and improve it so that "
+    "it fully and accurately answers the user's request. Reply with the improved answer only, "
+    "without commentary about the review."
+)
+
+
+@dataclass
+class Attempt:
+    """One call to one model, as reported to the client in ``attempts``."""
+
+    model: str
+    role: Role
+    outcome: Outcome
+    latency_ms: float
+    error_type: str | None = None
+    message: str | None = None
+    cost_usd: float | None = None
+    usage: dict[str, int] | None = None
+
+
+@dataclass
+class ChainResult:
+    attempts: list[Attempt]
+    response: Any | None = None
+    model: str | None = None
+    deadline_exceeded: bool = False
+    reviewed: bool | None = None
+    review_note: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.response is not None
+
+
+@dataclass(frozen=True)
+class CompletionJob:
+    """Everything one ``/complete`` needs besides the providers: what to send and to whom."""
+
+    messages: list[dict[str, Any]]
+    models: Sequence[tuple[str, Role]]
+    params: dict[str, Any] = field(default_factory=dict)
+    reviewer: str | None = None
+
+
+def model_chain(
+    model: str, fallbacks: Sequence[str], escalation: str | None
+) -> list[tuple[str, Role]]:
+    """The models to try, in order, each once."""
+    chain: list[tuple[str, Role]] = [(model, "primary")]
+    chain += [(m, "fallback") for m in fallbacks]
+    if escalation:
+        chain.append((escalation, "escalation"))
+    seen: set[str] = set()
+    unique = []
+    for name, role in chain:
+        if name not in seen:
+            seen.add(name)
+            unique.append((name, role))
+    return unique
+
+
+def _cost(response: Any) -> float | None:
+    """litellm's price for the call; None when the model has no price in the cost map."""
+    try:
+        return float(litellm.completion_cost(completion_response=response))
+    except Exception:  # litellm raises when the model is not in its cost map
+        return None
+
+
+def _usage(response: Any) -> dict[str, int] | None:
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return None
+    keys = ("prompt_tokens", "completion_tokens", "total_tokens")
+    return {key: int(getattr(usage, key, 0) or 0) for key in keys}
+
+
+def _short(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:MAX_ERROR_CHARS] + ("…" if len(text) > MAX_ERROR_CHARS else "")
+
+
+def content_of(response: Any) -> tuple[str | None, str | None, bool]:
+    """(text, finish_reason, has_tool_calls) of the first choice of a chat response."""
+    try:
+        choice = response.choices[0]
+    except (AttributeError, IndexError, TypeError):
+        return None, None, False
+    message = getattr(choice, "message", None)
+    content = getattr(message, "content", None)
+    tool_calls = bool(getattr(message, "tool_calls", None))
+    return content, getattr(choice, "finish_reason", None), tool_calls
+
+
+class Completer:
+    """Runs completion jobs against litellm (or any function with its signature, in tests)."""
+
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        policy: CompletionPolicy,
+        call: Call | None = None,
+    ):
+        self.endpoints = endpoints
+        self.policy = policy
+        self._call: Call = call or litellm.acompletion
+
+    async def _attempt(
+        self,
+        model: str,
+        role: Role,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        timeout: float,
+    ) -> tuple[Attempt, Any | None]:
+        started = time.perf_counter()
+
+        def record(outcome: Outcome, **extra: Any) -> Attempt:
+            latency = round((time.perf_counter() - started) * 1000, 3)
+            return Attempt(model=model, role=role, outcome=outcome, latency_ms=latency, **extra)
+
+        missing = self.endpoints.missing_keys(model)
+        if missing:
+            return record(
+                "skipped",
+                error_type="missing_api_key",
+                message=f"no API key for {model}: set {' or '.join(missing)}",
+            ), None
+        target, connection = self.endpoints.resolve(model)
+        try:
+            response = await asyncio.wait_for(
+                self._call(
+                    model=target,
+                    messages=messages,
+                    timeout=timeout,
+                    num_retries=self.policy.num_retries,
+                    **connection,
+                    **params,
+                ),
+                timeout=timeout,
+            )
+        except (TimeoutError, litellm.Timeout) as error:
+            return record("timeout", error_type="Timeout", message=_short(error) or None), None
+        except Exception as error:  # litellm maps provider failures onto its exception types
+            return record("error", error_type=type(error).__name__, message=_short(error)), None
+        usage, cost = _usage(response), _cost(response)
+        content, finish_reason, tool_calls = content_of(response)
+        problem = problem_with(
+            content,
+            finish_reason,
+            params.get("response_format"),
+            tool_calls,
+            self.policy.min_truncated_chars,
+        )
+        if problem:
+            return record(
+                "bad_answer", error_type=problem, message=None, cost_usd=cost, usage=usage
+            ), None
+        return record("ok", cost_usd=cost, usage=usage), response
+
+    async def run(self, job: CompletionJob) -> ChainResult:
+        """Try the job's models in order until one gives a usable answer or time runs out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.policy.deadline_s
+        result = ChainResult(attempts=[])
+        for model, role in job.models:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                result.deadline_exceeded = True
+                break
+            timeout = min(self.policy.attempt_timeout_s, remaining)
+            attempt, response = await self._attempt(model, role, job.messages, job.params, timeout)
+            result.attempts.append(attempt)
+            if response is not None:
+                result.response, result.model = response, model
+                break
+            if attempt.outcome == "timeout" and deadline - loop.time() <= 0.01:
+                result.deadline_exceeded = True
+                break
+        if result.ok and job.reviewer:
+            await self._review(job, result, deadline - loop.time())
+        return result
+
+    async def _review(self, job: CompletionJob, result: ChainResult, remaining: float) -> None:
+        """Replace the draft with the reviewer's version; keep the draft if the review fails."""
+        assert job.reviewer is not None
+        draft, _, _ = content_of(result.response)
+        if remaining <= 0:
+            result.reviewed, result.review_note = False, "no time left for the review"
+            return
+        request = next(
+            (m.get("content") for m in reversed(job.messages) if m.get("role") == "user"), ""
+        )
+        messages = [
+            {"role": "system", "content": REVIEW_INSTRUCTION},
+            {"role": "user", "content": f"Request:\n{request}\n\nDraft answer:\n{draft}"},
+        ]
+        timeout = min(self.policy.attempt_timeout_s, remaining)
+        attempt, response = await self._attempt(
+            job.reviewer, "review", messages, job.params, timeout
+        )
+        result.attempts.append(attempt)
+        if response is None:
+            result.reviewed = False
+            result.review_note = (
+                f"review by {job.reviewer} failed ({attempt.error_type}); draft kept"
+            )
+            return
+        result.response, result.model, result.reviewed = response, job.reviewer, True
