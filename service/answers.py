@@ -44,7 +44,9 @@ def problem_with(
         return "truncated"
     if wants_json(response_format):
         try:
-            json.loads(_strip_fence(text))
+            parsed = json.loads(_strip_fence(text))
         except ValueError:
+            return "invalid_json"
+        if response_format.get("type") == "json_object" and not isinstance(parsed, dict):
             return "invalid_json"
     return None

@@ -146,10 +146,12 @@ class Completer:
         timeout: float,
     ) -> tuple[Attempt, Any | None]:
         started = time.perf_counter()
+        # Attempts name the model actually called (it differs from the route's in local mode).
+        target, connection = self.endpoints.resolve(model)
 
         def record(outcome: Outcome, **extra: Any) -> Attempt:
             latency = round((time.perf_counter() - started) * 1000, 3)
-            return Attempt(model=model, role=role, outcome=outcome, latency_ms=latency, **extra)
+            return Attempt(model=target, role=role, outcome=outcome, latency_ms=latency, **extra)
 
         missing = self.endpoints.missing_keys(model)
         if missing:
@@ -158,7 +160,6 @@ class Completer:
                 error_type="missing_api_key",
                 message=f"no API key for {model}: set {' or '.join(missing)}",
             ), None
-        target, connection = self.endpoints.resolve(model)
         try:
             response = await asyncio.wait_for(
                 self._call(
@@ -171,8 +172,10 @@ class Completer:
                 ),
                 timeout=timeout,
             )
-        except (TimeoutError, litellm.Timeout) as error:
-            return record("timeout", error_type="Timeout", message=_short(error) or None), None
+        except (TimeoutError, litellm.Timeout):
+            return record(
+                "timeout", error_type="Timeout", message=f"no answer within {timeout:.3g}s"
+            ), None
         except Exception as error:  # litellm maps provider failures onto its exception types
             return record("error", error_type=type(error).__name__, message=_short(error)), None
         usage, cost = _usage(response), _cost(response)
@@ -204,7 +207,7 @@ class Completer:
             attempt, response = await self._attempt(model, role, job.messages, job.params, timeout)
             result.attempts.append(attempt)
             if response is not None:
-                result.response, result.model = response, model
+                result.response, result.model = response, attempt.model
                 break
             if attempt.outcome == "timeout" and deadline - loop.time() <= 0.01:
                 result.deadline_exceeded = True
@@ -238,4 +241,4 @@ class Completer:
                 f"review by {job.reviewer} failed ({attempt.error_type}); draft kept"
             )
             return
-        result.response, result.model, result.reviewed = response, job.reviewer, True
+        result.response, result.model, result.reviewed = response, attempt.model, True

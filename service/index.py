@@ -139,6 +139,7 @@ def build_index(
     temp_vectors = index_dir / f".{vectors_name}.tmp"
     try:
         faiss.write_index(index, str(temp_vectors))
+        checksum = _sha256(temp_vectors)
         os.replace(temp_vectors, index_dir / vectors_name)
     except BaseException:
         temp_vectors.unlink(missing_ok=True)
@@ -155,7 +156,7 @@ def build_index(
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 3),
         "routes": {route.name: len(route.utterances) for route in route_set.routes},
-        "files": {"vectors": {"path": vectors_name, "sha256": _sha256(index_dir / vectors_name)}},
+        "files": {"vectors": {"path": vectors_name, "sha256": checksum}},
         "entries": entries,
     }
     try:

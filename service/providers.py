@@ -45,6 +45,8 @@ class Endpoints:
         if params is not None:
             if params.api_base:
                 kwargs["api_base"] = params.api_base
+                # A self-hosted OpenAI-compatible server must not receive OPENAI_API_KEY.
+                kwargs["api_key"] = LOCAL_API_KEY
             if params.api_key_env:
                 key = os.environ.get(params.api_key_env)
                 kwargs["api_key"] = key if key else None

@@ -113,7 +113,7 @@ class Router:
         if top is not None and reason is None:
             return self._decision(top, "semantic", result, None, started, request.explain)
         if self.tiebreaker is not None and request.tiebreak and len(ranked.positions):
-            shortlist = [self._routes[int(p)] for p in ranked.positions[:MAX_CANDIDATES]]
+            shortlist = [self._routes[int(p)] for p in ranked.positions]
             chosen = await self.tiebreaker.choose(text, [r for r in shortlist if r is not None])
             route = self.route_set.get(chosen) if chosen else None
             if route is not None:

@@ -70,6 +70,8 @@ def parse_choice(content: str | None, names: Sequence[str]) -> str | None:
                 return picked
     except ValueError:
         pass
+    if text.strip("\"'. ").casefold() == NONE:
+        return NONE
     mentioned = [n for n in names if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text)]
     return mentioned[0] if len(mentioned) == 1 else None
 
@@ -126,6 +128,7 @@ class LLMTiebreaker:
                     temperature=0,
                     max_tokens=40,
                     timeout=self.config.timeout_s,
+                    num_retries=0,  # a late answer is useless here; the default route waits
                     **connection,
                 ),
                 timeout=self.config.timeout_s,

@@ -18,6 +18,7 @@ model of a fallback chain:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -66,7 +67,9 @@ class FakeOpenAI:
                     fake.requests.append(body)
                 fake._respond(self, body)
 
-            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self, status: int, payload: Any, headers: dict[str, str] | None = None
+            ) -> None:
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -74,7 +77,9 @@ class FakeOpenAI:
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(data)
+                # The client may have given up already (a timeout test): nothing to answer.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(data)
 
         self._handler = Handler
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
