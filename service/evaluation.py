@@ -109,6 +109,7 @@ class Scored:
     truth: str | None
     predicted: str | None
     confidence: float
+    top: str | None = None  # the best route even when the router abstained
 
 
 def _f1(precision: float, recall: float) -> float:
@@ -143,6 +144,9 @@ def metrics(results: Sequence[Scored]) -> dict[str, Any]:
         "n_oos": int(true_oos.sum()),
         "overall_accuracy": float(correct.mean()) if len(results) else 0.0,
         "in_scope_accuracy": float(correct[in_scope].mean()) if in_scope.any() else None,
+        "top_route_accuracy": float(np.mean([r.top == r.truth for r in results if r.truth]))
+        if in_scope.any()
+        else None,
         "oos_precision": precision if true_oos.any() else None,
         "oos_recall": recall if true_oos.any() else None,
         "oos_f1": _f1(precision, recall) if true_oos.any() else None,

@@ -21,11 +21,11 @@ from typing import Any, Protocol
 import faiss
 import numpy as np
 
-from service import __version__
+from service import __version__, classifier
 from service.routes import RouteSet, fingerprint
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 BUILD_COMMAND = "python scripts/build_index.py"
 
 
@@ -63,6 +63,8 @@ class LoadedIndex:
     route_names: tuple[str, ...]
     labels: np.ndarray  # route position (in route_names) of every vector
     utterances: tuple[str, ...]
+    model: classifier.LinearModel | None = None
+    calibration: classifier.Calibration | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -100,9 +102,26 @@ def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
+def _write_file(index_dir: Path, name: str, write: Any, written: list[Path]) -> str:
+    """Write ``name`` through a temporary file; returns its sha256 (hashed before the rename)."""
+    temp = index_dir / f".{name}.tmp"
+    written.append(temp)
+    write(temp)
+    checksum = _sha256(temp)
+    os.replace(temp, index_dir / name)
+    written.append(index_dir / name)
+    return checksum
+
+
+def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with path.open("wb") as handle:  # a handle: np.savez would append ".npz" to a path
+        np.savez(handle, **arrays)  # type: ignore[arg-type]
+
+
 def _remove_unreferenced(index_dir: Path, keep: set[str]) -> None:
     for path in index_dir.iterdir():
-        stale_vectors = path.name.startswith("vectors-") and path.name not in keep
+        artefact = path.name.startswith(("vectors-", "classifier-"))
+        stale_vectors = artefact and path.name not in keep
         leftover_temp = path.name.startswith(".") and path.suffix == ".tmp"
         if stale_vectors or leftover_temp:
             path.unlink(missing_ok=True)
@@ -131,18 +150,40 @@ def build_index(
         )
     index = faiss.IndexFlatIP(encoder.dimension)
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    route_names = list(route_set.names)
+    labels = np.array([route_names.index(entry["route"]) for entry in entries], dtype=np.int64)
+    held_out = route_set.calibration
+    held_out_vectors = (
+        encoder.encode([text for text, _ in held_out], batch_size=batch_size) if held_out else None
+    )
+    model, calibration = classifier.fit(
+        vectors,
+        labels,
+        len(route_names),
+        held_out_vectors,
+        [None if label is None else route_names.index(label) for _, label in held_out],
+        accept_rate=route_set.config.accept_rate,
+    )
 
     index_dir.mkdir(parents=True, exist_ok=True)
     print_ = fingerprint(route_set, encoder.model_id)
     build_id = f"{print_[:12]}-{int(time.time() * 1000)}"
     vectors_name = f"vectors-{build_id}.faiss"
-    temp_vectors = index_dir / f".{vectors_name}.tmp"
+    model_name = f"classifier-{build_id}.npz"
+    written: list[Path] = []
     try:
-        faiss.write_index(index, str(temp_vectors))
-        checksum = _sha256(temp_vectors)
-        os.replace(temp_vectors, index_dir / vectors_name)
+        vectors_sum = _write_file(
+            index_dir, vectors_name, lambda path: faiss.write_index(index, str(path)), written
+        )
+        model_sum = _write_file(
+            index_dir,
+            model_name,
+            lambda path: _save_arrays(path, model.to_arrays()),
+            written,
+        )
     except BaseException:
-        temp_vectors.unlink(missing_ok=True)
+        for path in written:
+            path.unlink(missing_ok=True)
         raise
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -156,15 +197,21 @@ def build_index(
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 3),
         "routes": {route.name: len(route.utterances) for route in route_set.routes},
-        "files": {"vectors": {"path": vectors_name, "sha256": checksum}},
+        "files": {
+            "vectors": {"path": vectors_name, "sha256": vectors_sum},
+            "classifier": {"path": model_name, "sha256": model_sum},
+        },
+        "calibration": calibration.to_json(),
+        "route_order": route_names,
         "entries": entries,
     }
     try:
         _write_json_atomically(index_dir / MANIFEST, manifest)
     except BaseException:
-        (index_dir / vectors_name).unlink(missing_ok=True)
+        for path in written:
+            path.unlink(missing_ok=True)
         raise
-    _remove_unreferenced(index_dir, keep={vectors_name})
+    _remove_unreferenced(index_dir, keep={vectors_name, model_name})
     return manifest
 
 
@@ -216,20 +263,20 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
     """Read the vectors named by the manifest, verifying their checksum and shape."""
     manifest = manifest or read_manifest(index_dir)
     try:
-        vectors_file = manifest["files"]["vectors"]
-        path = index_dir / vectors_file["path"]
+        path = _verified(index_dir, manifest["files"]["vectors"])
+        model_path = _verified(index_dir, manifest["files"]["classifier"])
         entries = manifest["entries"]
-    except (KeyError, TypeError) as error:
+        route_names = tuple(manifest["route_order"])
+        calibration = classifier.Calibration.from_json(manifest["calibration"])
+    except (KeyError, TypeError, ValueError, IndexError) as error:
         raise IndexCorruptError(
-            f"{index_dir}/{MANIFEST} lacks {error}; rebuild it with: {BUILD_COMMAND}"
+            f"{index_dir}/{MANIFEST} lacks or garbles {error}; rebuild it with: {BUILD_COMMAND}"
         ) from error
-    if not path.exists():
-        raise IndexCorruptError(f"{path} is missing; rebuild it with: {BUILD_COMMAND}")
-    if _sha256(path) != vectors_file["sha256"]:
-        raise IndexCorruptError(
-            f"{path} does not match its checksum in {MANIFEST} (truncated or replaced); "
-            f"rebuild it with: {BUILD_COMMAND}"
-        )
+    try:
+        with np.load(model_path) as arrays:
+            model = classifier.LinearModel.from_arrays(arrays)
+    except (OSError, ValueError, KeyError) as error:
+        raise IndexCorruptError(f"{model_path} cannot be read ({error})") from error
     try:
         faiss_index = faiss.read_index(str(path))
     except RuntimeError as error:
@@ -239,7 +286,10 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
             f"{path} holds {faiss_index.ntotal} vectors of dimension {faiss_index.d}, the manifest "
             f"{len(entries)} of {manifest['embedding_dim']}; rebuild it with: {BUILD_COMMAND}"
         )
-    route_names = tuple(dict.fromkeys(entry["route"] for entry in entries))
+    if model.weights.shape != (manifest["embedding_dim"], len(route_names)):
+        raise IndexCorruptError(
+            f"{model_path} does not fit {len(route_names)} routes; rebuild it with: {BUILD_COMMAND}"
+        )
     position = {name: i for i, name in enumerate(route_names)}
     labels = np.fromiter(
         (position[e["route"]] for e in entries), dtype=np.int64, count=len(entries)
@@ -250,4 +300,19 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
         route_names=route_names,
         labels=labels,
         utterances=tuple(entry["utterance"] for entry in entries),
+        model=model,
+        calibration=calibration,
     )
+
+
+def _verified(index_dir: Path, described: dict[str, str]) -> Path:
+    """The artefact a manifest entry names, after checking it exists and matches its sha256."""
+    path = index_dir / described["path"]
+    if not path.exists():
+        raise IndexCorruptError(f"{path} is missing; rebuild it with: {BUILD_COMMAND}")
+    if _sha256(path) != described["sha256"]:
+        raise IndexCorruptError(
+            f"{path} does not match its checksum in {MANIFEST} (truncated or replaced); "
+            f"rebuild it with: {BUILD_COMMAND}"
+        )
+    return path

@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from service import scoring
+from service.classifier import softmax
 from service.index import LoadedIndex
 from service.routes import Route, RouteSet
 from service.schemas import Candidate, Decision, Match, Method, RouteRequest
@@ -27,9 +28,20 @@ MAX_CANDIDATES = 5
 class Embedder(Protocol):
     def encode_one(self, text: str) -> np.ndarray: ...
 
+    def encode(
+        self, texts: list[str], batch_size: int = ..., progress: bool = ...
+    ) -> np.ndarray: ...
+
+
+NO_ROUTE = "none"
+
 
 class Tiebreaker(Protocol):
-    """Settles a close or weak semantic match; returns a candidate's name or None for "none"."""
+    """Settles a close or weak semantic match.
+
+    Returns a candidate's name, NO_ROUTE when it judged that none fits, or None when it
+    could not decide (error, timeout, missing key, unusable answer).
+    """
 
     async def choose(self, text: str, candidates: Sequence[Route]) -> str | None: ...
 
@@ -44,9 +56,14 @@ class PromptTooLargeError(ValueError):
 
 @dataclass(frozen=True)
 class SemanticResult:
+    """The semantic stage's view of one prompt: ranked routes and whether to accept the top."""
+
     ranked: scoring.Ranked
     similarities: np.ndarray
     neighbour_ids: np.ndarray
+    abstain: scoring.Abstain | None
+    evidence: float  # what the acceptance threshold was compared with
+    confidence: float | None = None
 
 
 class Router:
@@ -77,13 +94,59 @@ class Router:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def semantic(self, text: str) -> SemanticResult:
-        """Embed, search and score synchronously (CPU-bound; called off the event loop)."""
-        vector = self.encoder.encode_one(text)
-        similarities, ids = self.index.search(vector[None, :], self.top_k)
-        similarities, ids = similarities[0], ids[0]
-        labels = np.where(ids >= 0, self.index.labels[np.maximum(ids, 0)], -1)
-        scores = scoring.neighbour_route_scores(similarities, labels, len(self.index.route_names))
-        return SemanticResult(scoring.rank(scores), similarities, ids)
+        """Embed, search and score one prompt (CPU-bound; called off the event loop)."""
+        return self.score_vectors(self.encoder.encode_one(text)[None, :])[0]
+
+    def semantic_many(self, texts: list[str], batch_size: int = 128) -> list[SemanticResult]:
+        """The same decisions for many prompts at once (evaluation, benchmarks)."""
+        return self.score_vectors(self.encoder.encode(texts, batch_size=batch_size))
+
+    def score_vectors(self, vectors: np.ndarray) -> list[SemanticResult]:
+        similarities, ids = self.index.search(vectors, self.top_k)
+        classified = self.route_set.config.scoring == "classifier" and self.index.model is not None
+        if classified:
+            assert self.index.model is not None and self.index.calibration is not None
+            logits, features = self.index.model.raw_scores(vectors)
+            probabilities = softmax(logits)
+            in_scope = self.index.calibration.in_scope(features)
+            confidence = self.index.calibration.confidence(in_scope)
+        results = []
+        for row in range(len(vectors)):
+            row_ids = ids[row]
+            if classified:
+                ranked = scoring.rank(probabilities[row])
+                top = int(ranked.positions[0])
+                abstain = scoring.verdict(
+                    ranked,
+                    threshold=self.index.calibration.route_thresholds[top],  # type: ignore[union-attr]
+                    min_margin=self.route_set.config.min_margin,
+                    evidence=float(in_scope[row]),
+                )
+                row_confidence: float | None = float(confidence[row])
+                evidence = float(in_scope[row])
+            else:
+                labels = np.where(row_ids >= 0, self.index.labels[np.maximum(row_ids, 0)], -1)
+                ranked = scoring.rank(
+                    scoring.neighbour_route_scores(
+                        similarities[row], labels, len(self.index.route_names)
+                    )
+                )
+                top_route = (
+                    self._routes[int(ranked.positions[0])] if len(ranked.positions) else None
+                )
+                abstain = scoring.verdict(
+                    ranked,
+                    threshold=self.route_set.threshold(top_route.name) if top_route else 0.0,
+                    min_margin=self.route_set.config.min_margin,
+                )
+                row_confidence = None
+                evidence = float(ranked.scores[0]) if len(ranked.scores) else -1.0
+            results.append(
+                SemanticResult(
+                    ranked, similarities[row], row_ids, abstain, evidence, row_confidence
+                )
+            )
+        return results
 
     async def decide(self, request: RouteRequest) -> Decision:
         started = time.perf_counter()
@@ -103,21 +166,27 @@ class Router:
 
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(self._executor, self.semantic, text)
-        ranked = result.ranked
+        ranked, reason = result.ranked, result.abstain
         top = self._routes[int(ranked.positions[0])] if len(ranked.positions) else None
-        reason = scoring.verdict(
-            ranked,
-            threshold=self.route_set.threshold(top.name) if top else 0.0,
-            min_margin=self.route_set.config.min_margin,
-        )
         if top is not None and reason is None:
             return self._decision(top, "semantic", result, None, started, request.explain)
+        chosen: str | None = None
         if self.tiebreaker is not None and request.tiebreak and len(ranked.positions):
             shortlist = [self._routes[int(p)] for p in ranked.positions]
             chosen = await self.tiebreaker.choose(text, [r for r in shortlist if r is not None])
             route = self.route_set.get(chosen) if chosen else None
             if route is not None:
                 return self._decision(route, "llm", result, reason, started, request.explain)
+        undecided = chosen != NO_ROUTE
+        if top is not None and undecided and self.route_set.config.undecided == "top":
+            note = (
+                "no tie-breaker"
+                if self.tiebreaker is None or not request.tiebreak
+                else ("tie-breaker failed")
+            )
+            return self._decision(
+                top, "semantic", result, reason, started, request.explain, note=note
+            )
         return self._decision(
             self.route_set.default, "default", result, reason, started, request.explain
         )
@@ -130,6 +199,7 @@ class Router:
         reason: scoring.Abstain | None,
         started: float,
         explain: bool,
+        note: str | None = None,
     ) -> Decision:
         candidates: list[Candidate] = []
         matches: list[Match] | None = None
@@ -159,11 +229,15 @@ class Router:
             fallbacks=list(route.fallbacks),
             method=method,
             score=score,
-            confidence=None,
+            confidence=round(result.confidence, 6)
+            if result is not None and result.confidence is not None and method == "semantic"
+            else None,
             margin=margin,
             candidates=candidates,
             matches=matches,
-            reason=reason.value if reason else None,
+            reason=f"{reason.value}; {note}"
+            if reason and note
+            else (reason.value if reason else None),
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
             decision_id=uuid.uuid4().hex,
             index_fingerprint=self.index.fingerprint,

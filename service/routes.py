@@ -12,12 +12,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ROUTER_FILE = "router.yaml"
+CALIBRATION_FILE = "calibration.jsonl"
+OUT_OF_SCOPE_LABELS = {"none", "oos", ""}
 ROUTE_NAME_PATTERN = re.compile(r"^[a-z0-9_-]+$")
 MAX_UTTERANCE_CHARS = 2000
 
@@ -150,7 +152,23 @@ class RouterConfig(BaseModel):
     default_route: str
     default_threshold: float = Field(default=0.4, gt=-1.0, le=1.0)
     min_margin: float = Field(default=0.0, ge=0.0, le=2.0)
+    scoring: Literal["classifier", "knn"] = Field(
+        default="classifier",
+        description="classifier: calibrated linear model over embeddings; knn: neighbour vote.",
+    )
+    accept_rate: float = Field(
+        default=0.97,
+        gt=0.5,
+        lt=1.0,
+        description="Share of held-out in-scope prompts the calibrated threshold accepts.",
+    )
     tiebreaker: TiebreakerConfig | None = None
+    undecided: Literal["default", "top"] = Field(
+        default="default",
+        description="Where a weak match goes when no tie-breaker settled it (none configured, "
+        "disabled by the request, or failed): the default route, or the semantic top route. "
+        "An explicit 'none' from the tie-breaker always means the default route.",
+    )
     completion: CompletionPolicy = CompletionPolicy()
     models: dict[str, ModelParams] = Field(default_factory=dict)
 
@@ -161,6 +179,8 @@ class RouteSet:
 
     routes: tuple[Route, ...]
     config: RouterConfig
+    # Labelled prompts (label None: no route fits) that calibrate the classifier.
+    calibration: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -324,21 +344,70 @@ def load_route_set(routes_dir: Path) -> RouteSet:
                 f"'{config.default_route}' is not a route (known: {', '.join(sorted(known))})",
             )
         )
+    calibration: list[tuple[str, str | None]] = []
+    calibration_path = routes_dir / CALIBRATION_FILE
+    if calibration_path.exists():
+        calibration, found = _load_calibration(calibration_path, known)
+        problems.extend(found)
     if problems:
         raise RouteSetError(problems)
     assert config is not None
-    return RouteSet(routes=tuple(route for route, _ in routes), config=config)
+    return RouteSet(
+        routes=tuple(route for route, _ in routes), config=config, calibration=tuple(calibration)
+    )
+
+
+def _load_calibration(
+    path: Path, known: set[str]
+) -> tuple[list[tuple[str, str | None]], list[Problem]]:
+    """``{"text", "label"}`` lines; label "none" (or "oos") marks a prompt no route fits."""
+    examples: list[tuple[str, str | None]] = []
+    problems: list[Problem] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        return [], [Problem(str(path), "", f"cannot be read ({error})")]
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            problems.append(Problem(str(path), where, f"is not JSON ({error.msg})"))
+            continue
+        if (
+            not isinstance(row, dict)
+            or not isinstance(row.get("text"), str)
+            or not row["text"].strip()
+        ):
+            problems.append(Problem(str(path), where, "needs a non-empty 'text' string"))
+            continue
+        label = row.get("label")
+        label = "" if label is None else str(label).strip()
+        if label.casefold() in OUT_OF_SCOPE_LABELS:
+            examples.append((row["text"].strip(), None))
+        elif label in known:
+            examples.append((row["text"].strip(), label))
+        else:
+            problems.append(
+                Problem(str(path), f"{where}.label", f"'{label}' is not a route (or 'none')")
+            )
+    return examples, problems
 
 
 def fingerprint(route_set: RouteSet, embedding_model: str) -> str:
-    """Hash of everything the index is built from: route names, utterances, embedding model.
+    """Hash of everything the index is built from.
 
-    Models, fallbacks, thresholds and descriptions are left out on purpose: changing them
-    takes effect at the next start without re-embedding anything.
+    That is route names, utterances, calibration prompts, the calibrated acceptance rate and
+    the embedding model. Models, fallbacks, thresholds and descriptions are left out on
+    purpose: changing them takes effect at the next start without re-embedding anything.
     """
     canonical = {
         "embedding_model": embedding_model,
         "routes": {route.name: list(route.utterances) for route in route_set.routes},
+        "calibration": [list(example) for example in route_set.calibration],
+        "accept_rate": route_set.config.accept_rate,
     }
     payload = json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(payload).hexdigest()

@@ -66,11 +66,17 @@ def rank(scores: np.ndarray) -> Ranked:
     return Ranked(positions=positions[order], scores=scores[positions][order])
 
 
-def verdict(ranked: Ranked, threshold: float, min_margin: float) -> Abstain | None:
-    """None when the top route is accepted, else the reason to look further."""
+def verdict(
+    ranked: Ranked, threshold: float, min_margin: float, evidence: float | None = None
+) -> Abstain | None:
+    """None when the top route is accepted, else the reason to look further.
+
+    ``evidence`` is what the threshold applies to: the top score itself for neighbour
+    scoring, the calibrated in-scope score for the classifier.
+    """
     if len(ranked.scores) == 0:
         return Abstain.NO_CANDIDATE
-    if float(ranked.scores[0]) < threshold:
+    if (float(ranked.scores[0]) if evidence is None else evidence) < threshold:
         return Abstain.BELOW_THRESHOLD
     if ranked.margin < min_margin:
         return Abstain.CLOSE_MARGIN

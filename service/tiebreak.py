@@ -24,7 +24,7 @@ from service.routes import Route, TiebreakerConfig
 
 log = logging.getLogger("semroute.tiebreak")
 
-NONE = "none"
+NONE = "none"  # the answer "no candidate fits", as opposed to None: "could not decide"
 MAX_PROMPT_CHARS = 2000
 SYSTEM = (
     "You classify requests for an LLM router. Read the user's request and pick the one "
@@ -101,8 +101,7 @@ class LLMTiebreaker:
         if key in self._cache:
             self._cache.move_to_end(key)
             self.outcomes["cache_hit"] += 1
-            cached = self._cache[key]
-            return None if cached == NONE else cached
+            return self._cache[key]
         picked = await self._ask(text, shortlist, names)
         if picked is None:
             return None
@@ -110,7 +109,7 @@ class LLMTiebreaker:
             self._cache[key] = picked
             if len(self._cache) > self.config.cache_size:
                 self._cache.popitem(last=False)
-        return None if picked == NONE else picked
+        return picked
 
     async def _ask(self, text: str, shortlist: list[Route], names: tuple[str, ...]) -> str | None:
         model, connection = self.endpoints.resolve(self.config.model)

@@ -69,7 +69,11 @@ SMALL_ROUTES: dict[str, dict[str, Any]] = {
         ],
     },
 }
-SMALL_ROUTER: dict[str, Any] = {"default_route": "greetings", "default_threshold": 0.2}
+SMALL_ROUTER: dict[str, Any] = {
+    "default_route": "greetings",
+    "scoring": "knn",  # the pipeline tests steer decisions with cosine thresholds
+    "default_threshold": 0.2,
+}
 
 # Prompts reused across modules so the encoder's prompt cache embeds each of them once.
 CODING_PROMPT = "fix the type error in my python code"

@@ -135,6 +135,7 @@ API_ROUTES: dict[str, dict[str, Any]] = {
 }
 API_ROUTER: dict[str, Any] = {
     "default_route": "chitchat",
+    "scoring": "knn",  # tests steer the tie-breaker with cosine thresholds
     "default_threshold": 0.4,
     "tiebreaker": {"model": "openai/ok-tb", "timeout_s": 2},
     "completion": {"attempt_timeout_s": 0.5, "deadline_s": 1.25},

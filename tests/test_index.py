@@ -73,7 +73,13 @@ def test_manifest_records_what_the_index_was_built_from(
     vectors_path = small_index / vectors["path"]
     assert vectors_path.is_file()
     assert vectors["sha256"] == hashlib.sha256(vectors_path.read_bytes()).hexdigest()
-    assert sorted(p.name for p in small_index.iterdir()) == sorted([MANIFEST, vectors["path"]])
+    model = manifest["files"]["classifier"]
+    assert model["sha256"] == hashlib.sha256((small_index / model["path"]).read_bytes()).hexdigest()
+    assert manifest["route_order"] == ["coding", "cooking", "greetings"]
+    assert manifest["calibration"]["source"] == "cross-validation"
+    assert sorted(p.name for p in small_index.iterdir()) == sorted(
+        [MANIFEST, vectors["path"], model["path"]]
+    )
 
 
 def test_searching_an_utterance_finds_itself_first(small_index: Path, encoder: Encoder) -> None:
@@ -327,8 +333,11 @@ def test_rebuild_commits_the_new_index_and_removes_the_old_vector_file(
 
     assert manifest == read_manifest(small_index)
     new_vectors = manifest["files"]["vectors"]["path"]
+    new_model = manifest["files"]["classifier"]["path"]
     assert new_vectors != old_vectors
-    assert sorted(p.name for p in small_index.iterdir()) == sorted([MANIFEST, new_vectors])
+    assert sorted(p.name for p in small_index.iterdir()) == sorted(
+        [MANIFEST, new_vectors, new_model]
+    )
     loaded = load_index(small_index)
     assert loaded.fingerprint == fingerprint(edited, encoder.model_id)
     assert "how do I sharpen a kitchen knife" in loaded.utterances

@@ -46,6 +46,7 @@ ROUTES = {
 }
 ROUTER = {
     "default_route": "cooking",
+    "scoring": "knn",
     "default_threshold": 0.3,
     # The small model on a busy CPU is slow; these bounds only stop a hung test.
     "completion": {"attempt_timeout_s": 90, "deadline_s": 120},

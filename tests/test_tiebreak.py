@@ -111,7 +111,7 @@ async def test_the_model_s_valid_choice_is_returned():
 
 async def test_none_from_the_model_means_no_route():
     breaker, _ = tiebreaker('{"route": "none"}')
-    assert await breaker.choose(PROMPT, CANDIDATES) is None
+    assert await breaker.choose(PROMPT, CANDIDATES) == NONE
     assert breaker.outcomes["none"] == 1
 
 
@@ -159,8 +159,8 @@ async def test_a_repeated_prompt_is_answered_from_the_cache():
 
 async def test_a_cached_none_is_still_none():
     breaker, call = tiebreaker('{"route": "none"}')
-    assert await breaker.choose(PROMPT, CANDIDATES) is None
-    assert await breaker.choose(PROMPT, CANDIDATES) is None
+    assert await breaker.choose(PROMPT, CANDIDATES) == NONE
+    assert await breaker.choose(PROMPT, CANDIDATES) == NONE
     assert len(call.calls) == 1
 
 
