@@ -1,7 +1,7 @@
 """Measure ``POST /route`` latency (and accuracy, when labels are known) against a server.
 
     python scripts/route_latency.py --url http://127.0.0.1:8000 --n 200
-    python scripts/route_latency.py --prompts my_prompts.jsonl   # {"text", "label"} per line
+    python scripts/route_latency.py --prompts a.jsonl b.jsonl   # {"text", "label"} per line
 
 Prompts are sent one at a time over one keep-alive connection; each prompt is sent once, so
 the encoder cache does not flatter the figures.
@@ -20,7 +20,10 @@ import httpx
 from service.evaluation import read_examples
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PROMPTS = ROOT / "tests" / "data" / "default_routes_holdout.jsonl"
+DEFAULT_PROMPTS = [
+    ROOT / "tests" / "data" / "default_routes_holdout.jsonl",
+    ROOT / "routes" / "calibration.jsonl",
+]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -33,12 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--prompts", type=Path, default=DEFAULT_PROMPTS)
+    parser.add_argument("--prompts", type=Path, nargs="+", default=DEFAULT_PROMPTS)
     parser.add_argument("--n", type=int, default=200, help="number of prompts to send")
     parser.add_argument("--no-tiebreak", action="store_true", help="semantic decisions only")
     args = parser.parse_args(argv)
 
-    examples = read_examples(args.prompts)[: args.n]
+    examples = [example for path in args.prompts for example in read_examples(path)][: args.n]
     latencies: list[float] = []
     server_ms: list[float] = []
     correct = labelled = 0
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             if example.label is not None:
                 labelled += 1
                 correct += decision["route"] == example.label
-    print(f"{len(latencies)} prompts from {args.prompts} to {args.url}/route")
+    print(f"{len(latencies)} prompts to {args.url}/route")
     print(
         f"client latency ms: p50 {percentile(latencies, 50):.1f}  p99 {percentile(latencies, 99):.1f}"
         f"  mean {statistics.fmean(latencies):.1f}"
