@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from service.encoder import Encoder, EncoderError
+from service.encoder import EncoderError, load_encoder
 from service.index import IndexProblem, build_index, check_index
 from service.routes import RouteSetError, load_route_set
 from service.settings import Settings
@@ -47,8 +47,16 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
-        encoder = Encoder(args.model, settings.embedding_device, cache_size=0)
-        manifest = build_index(route_set, encoder, args.index, progress=not args.quiet)
+        encoder = load_encoder(
+            args.model, settings.encoder_backend, settings.embedding_device, cache_size=0
+        )
+        manifest = build_index(
+            route_set,
+            encoder,
+            args.index,
+            progress=not args.quiet,
+            approx_above=settings.approx_above,
+        )
     except (EncoderError, IndexProblem) as error:
         print(f"index build failed, the previous index is untouched: {error}", file=sys.stderr)
         return 1

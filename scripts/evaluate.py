@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from service.encoder import Encoder
+from service.encoder import load_encoder
 from service.evaluation import (
     DatasetError,
     Example,
@@ -113,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--png", type=Path, help="where to draw score histograms and sweeps")
     parser.add_argument("--method", choices=["classifier", "knn"], default="classifier")
     parser.add_argument("--model", default=Settings().embedding_model, help="embedding model")
+    parser.add_argument(
+        "--encoder-backend",
+        choices=["torch", "onnx"],
+        default=Settings().encoder_backend,
+        help="encoder backend (default: SEMROUTE_ENCODER_BACKEND or torch)",
+    )
     args = parser.parse_args(argv)
     if (args.train is None) == (args.routes is None):
         parser.error("give either --train (with optional --calibration) or --routes")
@@ -123,11 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, RouteSetError, OSError, json.JSONDecodeError) as error:
         print(f"cannot evaluate: {error}", file=sys.stderr)
         return 2
+    if not test:
+        print("cannot evaluate: the test data holds no example", file=sys.stderr)
+        return 2
     route_set = replace(
         route_set, config=route_set.config.model_copy(update={"scoring": args.method})
     )
 
-    encoder = Encoder(args.model, cache_size=0)
+    encoder = load_encoder(args.model, args.encoder_backend, cache_size=0)
     with tempfile.TemporaryDirectory(prefix="semroute-eval-") as folder:
         started = time.perf_counter()
         build_index(route_set, encoder, Path(folder))
@@ -151,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "method": args.method,
         "embedding_model": args.model,
+        "encoder_backend": args.encoder_backend,
         **metrics(results),
         "decisions_per_second": round(len(test) / route_seconds, 1) if route_seconds else None,
         "abstain_rate": float(np.mean([r.abstain is not None for r in decided])),

@@ -11,16 +11,26 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from service import __version__, completion_api, routing_api
+from service import (
+    __version__,
+    completion_api,
+    limits,
+    monitoring_api,
+    openai_api,
+    reload,
+    routing_api,
+)
+from service.auth import AuthMiddleware
 from service.completion import Call
-from service.encoder import Encoder
+from service.encoder import load_encoder
 from service.engine import NotReadyError, StartupError, build_engine, load_state
 from service.errors import BodyLimitMiddleware, error_response, install_error_handlers
+from service.monitoring import Monitor, tiebreaker_outcomes
 from service.router import Embedder
-from service.schemas import RouteRequest
+from service.schemas import ErrorResponse, RouteRequest
 from service.settings import Settings
 
 __all__ = ["StartupError", "create_app", "create_app_from_env", "load_state"]
@@ -44,16 +54,19 @@ def create_app(
         model = encoder
         if model is None:
             model = await asyncio.to_thread(
-                Encoder,
+                load_encoder,
                 settings.embedding_model,
+                settings.encoder_backend,
                 settings.embedding_device,
                 settings.encode_cache_size,
+                settings.encoder_threads,
             )
         engine = build_engine(settings, route_set, index, model, llm_call)
         await engine.router.decide(RouteRequest(prompt="warm up the encoder", tiebreak=False))
         app.state.engine = engine
         try:
-            yield
+            async with reload.hot_reload(app):
+                yield
         finally:
             app.state.engine.close()
 
@@ -62,11 +75,27 @@ def create_app(
         version=__version__,
         summary="Semantic LLM routing: picks the model that fits each prompt.",
         lifespan=lifespan,
+        # Every path may answer 401 once SEMROUTE_API_KEYS is set (auth.py).
+        responses={401: {"model": ErrorResponse}},
+        dependencies=[Depends(limits.message_limit)],
     )
     app.state.engine = None
     app.state.settings = settings
+    app.state.monitor = Monitor(settings, tiebreaker_outcomes(app.state))
+    app.state.llm_call = llm_call  # a reload builds its engine with the same call
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        limits.CompletionLimitMiddleware, max_inflight=settings.max_inflight_completions
+    )
+    app.add_middleware(reload.EngineLeaseMiddleware)
+    # Added last, so outermost: an unauthenticated request is refused before anything else.
+    app.add_middleware(
+        AuthMiddleware,
+        api_keys=settings.api_key_list(),
+        admin_key=settings.admin_key.get_secret_value() if settings.admin_key else None,
+    )
+    app.add_exception_handler(limits.TooManyMessagesError, limits.too_many_messages)
 
     @app.exception_handler(NotReadyError)
     async def _not_ready(request: Request, exc: Exception) -> JSONResponse:
@@ -74,6 +103,9 @@ def create_app(
 
     app.include_router(routing_api.router)
     app.include_router(completion_api.router)
+    app.include_router(openai_api.router)
+    app.include_router(monitoring_api.router)
+    app.include_router(reload.router)
     return app
 
 

@@ -157,14 +157,16 @@ def _held_out_features(
 
     counts = np.bincount(labels, minlength=n_routes)
     smallest = counts[counts > 0].min()
-    splitter: Any = (
-        StratifiedKFold(folds, shuffle=True, random_state=0)
-        if smallest >= folds
-        else KFold(folds, shuffle=True, random_state=0)
-    )
+    folds = min(folds, len(labels))
+    if folds < 2:  # a single example: nothing can be held out, score it in-sample
+        splits: Any = [(np.arange(len(labels)), np.arange(len(labels)))]
+    elif smallest >= folds:
+        splits = StratifiedKFold(folds, shuffle=True, random_state=0).split(vectors, labels)
+    else:
+        splits = KFold(folds, shuffle=True, random_state=0).split(vectors, labels)
     correct = np.zeros(len(labels), dtype=bool)
     features = np.zeros((len(labels), 2))
-    for train, test in splitter.split(vectors, labels):
+    for train, test in splits:
         train_x, train_y = vectors[train], labels[train]
         if extra_vectors is not None and extra_labels is not None:
             train_x = np.vstack([extra_vectors, train_x])

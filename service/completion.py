@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -242,3 +242,179 @@ class Completer:
             )
             return
         result.response, result.model, result.reviewed = response, attempt.model, True
+
+    async def stream(self, job: CompletionJob) -> StreamedAnswer:
+        """Like ``run``, but the answering model streams; fallback happens before its first chunk.
+
+        A model has answered once a chunk with text (not only white space) or a tool call
+        arrives. An error, a timeout or a stream that ends before that moves on to the next
+        model; after it, the answer is committed to that model. Checks that need the whole
+        answer (truncation, invalid JSON) and the reviewer do not apply to streams.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.policy.deadline_s
+        result = ChainResult(attempts=[])
+        for model, role in job.models:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                result.deadline_exceeded = True
+                break
+            timeout = min(self.policy.attempt_timeout_s, remaining)
+            attempt, opened = await self._open_stream(
+                model, role, job.messages, job.params, timeout
+            )
+            result.attempts.append(attempt)
+            if opened is not None:
+                result.model = attempt.model
+                stream, opening, started = opened
+                return StreamedAnswer(result, stream, opening, job.messages, deadline, started)
+            if attempt.outcome == "timeout" and deadline - loop.time() <= 0.01:
+                result.deadline_exceeded = True
+                break
+        return StreamedAnswer(result)
+
+    async def _open_stream(
+        self,
+        model: str,
+        role: Role,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        timeout: float,
+    ) -> tuple[Attempt, tuple[Any, list[Any], float] | None]:
+        """Start a stream and read it up to its first substantial chunk."""
+        started = time.perf_counter()
+        target, connection = self.endpoints.resolve(model)
+
+        def record(outcome: Outcome, **extra: Any) -> Attempt:
+            latency = round((time.perf_counter() - started) * 1000, 3)
+            return Attempt(model=target, role=role, outcome=outcome, latency_ms=latency, **extra)
+
+        missing = self.endpoints.missing_keys(model)
+        if missing:
+            return record(
+                "skipped",
+                error_type="missing_api_key",
+                message=f"no API key for {model}: set {' or '.join(missing)}",
+            ), None
+        opening: list[Any] = []
+        try:
+            async with asyncio.timeout(timeout):
+                stream = await self._call(
+                    model=target,
+                    messages=messages,
+                    stream=True,
+                    timeout=timeout,
+                    num_retries=self.policy.num_retries,
+                    **connection,
+                    **params,
+                )
+                while not (opening and _substantial(opening[-1])):
+                    try:
+                        opening.append(await anext(stream))
+                    except StopAsyncIteration:
+                        break
+        except (TimeoutError, litellm.Timeout):
+            return record(
+                "timeout", error_type="Timeout", message=f"no first chunk within {timeout:.3g}s"
+            ), None
+        except Exception as error:  # litellm maps provider failures onto its exception types
+            return record("error", error_type=type(error).__name__, message=_short(error)), None
+        if not (opening and _substantial(opening[-1])):
+            rebuilt = _rebuild(opening, messages)
+            return record(
+                "bad_answer",
+                error_type="empty",
+                cost_usd=_cost(rebuilt) if rebuilt is not None else None,
+                usage=_usage(rebuilt),
+            ), None
+        return record("ok"), (stream, opening, started)
+
+
+def _substantial(chunk: Any) -> bool:
+    """True for a chunk that carries text besides white space, or a tool call."""
+    try:
+        delta = chunk.choices[0].delta
+    except (AttributeError, IndexError, TypeError):
+        return False
+    text = getattr(delta, "content", None) or ""
+    return bool(text.strip() or getattr(delta, "tool_calls", None))
+
+
+def _rebuild(chunks: list[Any], messages: list[dict[str, Any]]) -> Any | None:
+    """A streamed answer as one response, rebuilt by litellm (None if it cannot be).
+
+    Without a usage chunk from the provider, litellm counts the tokens itself.
+    """
+    if not chunks:
+        return None
+    try:
+        return litellm.stream_chunk_builder(chunks, messages=messages)
+    except Exception:  # a malformed chunk must not turn a delivered answer into an error
+        return None
+
+
+class StreamedAnswer:
+    """The outcome of ``Completer.stream``: the attempts so far and, if a model answered,
+    its chunks (the ones read while choosing it, then the rest of the stream).
+
+    The streaming attempt is ``result.attempts[-1]``; iterating ``chunks()`` to its end
+    completes it with latency, usage and cost, or with the failure that cut the stream
+    (``failure`` then says what to tell the client). ``result.response`` is the answer
+    rebuilt from its chunks once the stream ended cleanly.
+    """
+
+    def __init__(
+        self,
+        result: ChainResult,
+        stream: Any | None = None,
+        opening: Sequence[Any] = (),
+        messages: Sequence[dict[str, Any]] = (),
+        deadline: float = 0.0,
+        started: float = 0.0,
+    ):
+        self.result = result
+        self.failure: str | None = None
+        self._stream = stream
+        self._opening = list(opening)
+        self._messages = list(messages)
+        self._deadline = deadline
+        self._started = started
+
+    @property
+    def ok(self) -> bool:
+        """A model started answering (the stream may still fail later)."""
+        return self._stream is not None
+
+    async def chunks(self) -> AsyncIterator[Any]:
+        if self._stream is None:
+            return
+        attempt = self.result.attempts[-1]
+        received = list(self._opening)
+        loop = asyncio.get_running_loop()
+        try:
+            for chunk in self._opening:
+                yield chunk
+            while True:
+                remaining = self._deadline - loop.time()
+                if remaining <= 0:
+                    raise TimeoutError
+                try:
+                    chunk = await asyncio.wait_for(anext(self._stream), timeout=remaining)
+                except StopAsyncIteration:
+                    break
+                received.append(chunk)
+                yield chunk
+        except (TimeoutError, litellm.Timeout):
+            attempt.outcome, attempt.error_type = "timeout", "Timeout"
+            attempt.message = self.failure = "the stream was cut off at the deadline"
+        except Exception as error:
+            attempt.outcome, attempt.error_type = "error", type(error).__name__
+            attempt.message = _short(error)
+            self.failure = f"{attempt.model} failed mid-stream: {attempt.message}"
+        finally:
+            attempt.latency_ms = round((time.perf_counter() - self._started) * 1000, 3)
+            rebuilt = _rebuild(received, self._messages)
+            if rebuilt is not None:
+                attempt.usage, attempt.cost_usd = _usage(rebuilt), _cost(rebuilt)
+            if self.failure is None:
+                self.result.response = rebuilt if rebuilt is not None else received

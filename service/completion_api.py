@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated
 
@@ -11,10 +12,13 @@ from fastapi.responses import JSONResponse
 from service.completion import CompletionJob, content_of, model_chain
 from service.engine import Engine, current_engine
 from service.errors import error_response
+from service.monitoring import Monitor, current_monitor
 from service.routing_api import CLIENT_ERRORS
 from service.schemas import AttemptInfo, CompleteRequest, CompleteResponse, ErrorResponse
 
 router = APIRouter()
+DEADLINE_SLACK_S = 0.25
+"""Past the policy's deadline, the time the fallback chain gets to report its own attempts."""
 
 
 @router.post(
@@ -23,12 +27,18 @@ router = APIRouter()
     responses={**CLIENT_ERRORS, 502: {"model": ErrorResponse}, 504: {"model": ErrorResponse}},
 )
 async def complete(
-    body: CompleteRequest, engine: Annotated[Engine, Depends(current_engine)]
+    body: CompleteRequest,
+    engine: Annotated[Engine, Depends(current_engine)],
+    monitor: Annotated[Monitor, Depends(current_monitor)],
 ) -> CompleteResponse | JSONResponse:
     """Route the request, then answer it with the chosen model, falling back on failure."""
     started = time.perf_counter()
     policy = engine.route_set.config.completion
-    decision = await engine.router.decide(body)
+    try:  # the tie-breaker's time counts against the overall deadline too
+        decision = await asyncio.wait_for(engine.router.decide(body), policy.deadline_s)
+    except TimeoutError:
+        return chain_failure(True, [], policy.deadline_s)
+    monitor.decided(decision, body, "complete")
     route = engine.route_set.get(decision.route)
     job = CompletionJob(
         messages=body.chat_messages(),
@@ -36,8 +46,18 @@ async def complete(
         params=body.generation_params(),
         reviewer=route.reviewer if route else None,
     )
-    result = await engine.completer.run(job)
+    remaining = policy.deadline_s - (time.perf_counter() - started)
+    try:
+        result = await asyncio.wait_for(
+            engine.completer.run(job), max(remaining, 0.0) + DEADLINE_SLACK_S
+        )
+    except TimeoutError:
+        return chain_failure(True, [], policy.deadline_s)
+    monitor.completed(decision, result, time.perf_counter() - started)
     attempts = [AttemptInfo(**vars(a)) for a in result.attempts]
+    for attempt in attempts:  # observed latencies steer requests that set max_latency_ms
+        if attempt.outcome == "ok" and attempt.role != "review":
+            engine.router.latency.observe(attempt.model, attempt.latency_ms)
     if not result.ok:
         return chain_failure(result.deadline_exceeded, attempts, policy.deadline_s)
     answer, finish_reason, _ = content_of(result.response)

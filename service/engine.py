@@ -106,14 +106,20 @@ def build_engine(
         top_k=settings.top_k,
         max_prompt_chars=settings.max_prompt_chars,
         tiebreaker=tiebreaker,
+        batch_max=settings.batch_max,
+        batch_wait_ms=settings.batch_wait_ms,
     )
     completer = Completer(endpoints, route_set.config.completion, call=llm_call)
     return Engine(route_set=route_set, index=index, router=router, completer=completer)
 
 
 def current_engine(request: Request) -> Engine:
-    """FastAPI dependency: the engine serving now (503 until start-up has finished)."""
-    engine: Engine | None = request.app.state.engine
+    """FastAPI dependency: the engine serving now (503 until start-up has finished).
+
+    The one pinned when the request arrived (``reload.EngineLeaseMiddleware``), so a reload
+    during the request does not switch engines halfway through it.
+    """
+    engine: Engine | None = getattr(request.state, "engine", None) or request.app.state.engine
     if engine is None:
         raise NotReadyError
     return engine

@@ -62,6 +62,8 @@ def read_examples(path: Path) -> list[Example]:
             raise DatasetError(f"{path}:{number}: not JSON ({error.msg})") from error
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
             raise DatasetError(f"{path}:{number}: expected an object with a 'text' string")
+        if "label" not in row:
+            raise DatasetError(f"{path}:{number}: no 'label' (use \"oos\" for out of scope)")
         if row["text"].strip():
             examples.append(Example(row["text"].strip(), _label(row.get("label"))))
     return examples
@@ -122,9 +124,9 @@ def metrics(results: Sequence[Scored]) -> dict[str, Any]:
 
     truth = [r.truth or OOS for r in results]
     predicted = [r.predicted or OOS for r in results]
-    correct = np.array([t == p for t, p in zip(truth, predicted, strict=True)])
-    in_scope = np.array([r.truth is not None for r in results])
-    predicted_oos = np.array([r.predicted is None for r in results])
+    correct = np.array([t == p for t, p in zip(truth, predicted, strict=True)], dtype=bool)
+    in_scope = np.array([r.truth is not None for r in results], dtype=bool)
+    predicted_oos = np.array([r.predicted is None for r in results], dtype=bool)
     true_oos = ~in_scope
     hits = int((predicted_oos & true_oos).sum())
     precision = hits / int(predicted_oos.sum()) if predicted_oos.any() else 0.0
@@ -151,7 +153,9 @@ def metrics(results: Sequence[Scored]) -> dict[str, Any]:
         "oos_recall": recall if true_oos.any() else None,
         "oos_f1": _f1(precision, recall) if true_oos.any() else None,
         "auroc": auroc,
-        "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0))
+        if results
+        else 0.0,
         "most_confused": [
             {"truth": t, "predicted": p, "count": n} for (t, p), n in confusions.most_common(10)
         ],

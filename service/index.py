@@ -29,6 +29,72 @@ FORMAT_VERSION = 2
 BUILD_COMMAND = "python scripts/build_index.py"
 
 
+DEFAULT_APPROX_ABOVE = 200_000
+TARGET_RECALL = 0.98
+NPROBES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+
+
+def make_faiss_index(
+    vectors: np.ndarray,
+    approx_above: int = DEFAULT_APPROX_ABOVE,
+    target_recall: float = TARGET_RECALL,
+    seed: int = 0,
+) -> tuple[Any, dict[str, Any]]:
+    """The FAISS index for these unit-norm rows, and the parameters the manifest records.
+
+    Up to ``approx_above`` vectors: exact search (``IndexFlatIP``), which costs well under a
+    millisecond per query at that size. Above: an inverted file (``IndexIVFFlat``, about
+    sqrt(n) lists trained on a sample) whose ``nprobe`` is the smallest that reaches
+    ``target_recall`` recall@10 against exact search on 200 queries near the indexed vectors;
+    the measured recall is recorded with it.
+    """
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    count, dimension = vectors.shape
+    if count <= approx_above:
+        flat = faiss.IndexFlatIP(dimension)
+        flat.add(vectors)
+        return flat, {"type": "IndexFlatIP"}
+    rng = np.random.default_rng(seed)
+    nlist = int(max(1, min(65_536, round(np.sqrt(count)), count // 39)))
+    sample = vectors[rng.choice(count, size=min(count, 40 * nlist), replace=False)]
+    quantizer = faiss.IndexFlatIP(dimension)
+    ivf = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+    ivf.cp.niter = 10
+    ivf.cp.seed = seed
+    ivf.train(sample)
+    ivf.add(vectors)
+    queries = vectors[rng.choice(count, size=min(count, 200), replace=False)]
+    queries = queries + rng.normal(0, 0.02, queries.shape).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    k = min(10, count)
+    exact = faiss.IndexFlatIP(dimension)
+    exact.add(vectors)
+    _, truth = exact.search(queries, k)
+    del exact
+    recall = 0.0
+    for nprobe in NPROBES:
+        ivf.nprobe = min(nprobe, nlist)
+        _, found = ivf.search(queries, k)
+        recall = float(
+            np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth, strict=True)])
+        )
+        if recall >= target_recall or nprobe >= nlist:
+            break
+    return ivf, {
+        "type": "IndexIVFFlat",
+        "nlist": nlist,
+        "nprobe": int(ivf.nprobe),
+        "train_size": len(sample),
+        "recall_at_10": round(recall, 4),
+        "target_recall": target_recall,
+    }
+
+
+def _apply_index_params(faiss_index: Any, params: dict[str, Any] | None) -> None:
+    if params and "nprobe" in params:
+        faiss.extract_index_ivf(faiss_index).nprobe = int(params["nprobe"])
+
+
 class IndexProblem(RuntimeError):
     """Base of the index problems a user can act on; every message names the fix."""
 
@@ -133,6 +199,7 @@ def build_index(
     index_dir: Path,
     progress: bool = False,
     batch_size: int = 64,
+    approx_above: int = DEFAULT_APPROX_ABOVE,
 ) -> dict[str, Any]:
     """Embed every utterance, write the index, and return the manifest that was committed."""
     started = time.perf_counter()
@@ -148,8 +215,7 @@ def build_index(
         raise IndexCorruptError(
             f"the encoder returned shape {vectors.shape}, expected {(len(entries), encoder.dimension)}"
         )
-    index = faiss.IndexFlatIP(encoder.dimension)
-    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    index, index_params = make_faiss_index(vectors, approx_above)
     route_names = list(route_set.names)
     labels = np.array([route_names.index(entry["route"]) for entry in entries], dtype=np.int64)
     held_out = route_set.calibration
@@ -190,7 +256,9 @@ def build_index(
         "package_version": __version__,
         "embedding_model": encoder.model_id,
         "embedding_dim": encoder.dimension,
-        "index_type": "IndexFlatIP",
+        "index_type": index_params["type"],
+        "index_params": index_params,
+        "encoder_backend": getattr(encoder, "backend", None),
         "metric": "inner_product",
         "normalized": True,
         "fingerprint": print_,
@@ -279,6 +347,7 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
         raise IndexCorruptError(f"{model_path} cannot be read ({error})") from error
     try:
         faiss_index = faiss.read_index(str(path))
+        _apply_index_params(faiss_index, manifest.get("index_params"))
     except RuntimeError as error:
         raise IndexCorruptError(f"{path} is not a FAISS index ({error})") from error
     if faiss_index.ntotal != len(entries) or faiss_index.d != manifest["embedding_dim"]:

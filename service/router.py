@@ -1,4 +1,7 @@
-"""The decision pipeline: override -> semantic match -> accept, tie-break or default.
+"""The decision pipeline: override -> rules -> semantic match -> accept, tie-break or default.
+
+After the route is known, a conversation may keep its previous route (``context``), and a
+route with tiered models picks one of them (``tiers``, ``complexity``).
 
 CPU work (embedding, search, scoring) runs on one worker thread so the event loop keeps
 serving while a prompt is encoded; everything else here is cheap bookkeeping.
@@ -7,22 +10,28 @@ serving while a prompt is encoded; everything else here is cheap bookkeeping.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from service import scoring
+from service import complexity, context, scoring
+from service.batching import MicroBatcher
 from service.classifier import softmax
+from service.context import ConversationStore
 from service.index import LoadedIndex
 from service.routes import Route, RouteSet
+from service.rules import RuleSet
 from service.schemas import Candidate, Decision, Match, Method, RouteRequest
+from service.tiers import LatencyTracker, TierRequest, choose_model, litellm_cost_per_1k
 
 MAX_CANDIDATES = 5
+log = logging.getLogger("semroute")
 
 
 class Embedder(Protocol):
@@ -77,6 +86,10 @@ class Router:
         top_k: int = 10,
         max_prompt_chars: int = 100_000,
         tiebreaker: Tiebreaker | None = None,
+        latency: LatencyTracker | None = None,
+        conversations: ConversationStore | None = None,
+        batch_max: int = 32,
+        batch_wait_ms: float = 2.0,
     ):
         missing = set(index.route_names) - set(route_set.names)
         if missing:
@@ -89,13 +102,76 @@ class Router:
         self.tiebreaker = tiebreaker
         self._routes = [route_set.get(name) for name in index.route_names]
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semroute-encode")
+        # Concurrent single-prompt decisions share one encoder call (service/batching.py).
+        self.batcher: MicroBatcher[str, SemanticResult] = MicroBatcher(
+            self.semantic_batch, self._executor, max_batch=batch_max, max_wait_ms=batch_wait_ms
+        )
+        self.rules = RuleSet(route_set.config.rules)
+        # Fed by the completion path (observe); read when a request sets max_latency_ms.
+        self.latency = latency or LatencyTracker()
+        self.conversations = conversations or ConversationStore(
+            route_set.config.conversation_cache_size
+        )
+        self._costs = {
+            entry.model: entry.cost_per_1k_tokens
+            if entry.cost_per_1k_tokens is not None
+            else litellm_cost_per_1k(entry.model)
+            for route in route_set.routes
+            for entry in route.models
+        }
+        self._trainer: ThreadPoolExecutor | None = None
+        self._complexity: Future[complexity.ComplexityModel] | None = None
+        if route_set.complexity and any(len(route.models) > 1 for route in route_set.routes):
+            # Trained off the start-up path: the first tiered decision waits for it.
+            self._trainer = ThreadPoolExecutor(1, thread_name_prefix="semroute-complexity")
+            self._complexity = self._trainer.submit(self._train_complexity)
 
     def close(self) -> None:
+        self.batcher.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._trainer is not None:
+            self._trainer.shutdown(wait=False, cancel_futures=True)
+
+    def _train_complexity(self) -> complexity.ComplexityModel:
+        texts = [text for text, _ in self.route_set.complexity]
+        labels = [label for _, label in self.route_set.complexity]
+        vectors = self.encoder.encode(texts, batch_size=16)
+        return complexity.fit(vectors, texts, labels)
+
+    async def complexity_model(self) -> complexity.ComplexityModel | None:
+        """The trained complexity estimate (waits for training), or None without one.
+
+        Decisions do not wait for it (until it is trained, a tiered route keeps its own
+        model); tests and warm-ups may await it.
+        """
+        if self._complexity is None:
+            return None
+        try:
+            return await asyncio.wrap_future(self._complexity)
+        except Exception:
+            log.exception("the complexity estimate could not be trained; using route defaults")
+            return None
+
+    def semantic_context(self, turns: list[str]) -> SemanticResult:
+        """Semantic result of the latest turn with earlier user turns as weaker evidence."""
+        turns = context.context_turns(turns)
+        if len(turns) == 1:
+            return self.semantic(turns[0])
+        vectors = np.stack([self.encoder.encode_one(turn) for turn in turns])
+        return self.score_vectors(context.combine(vectors)[None, :])[0]
 
     def semantic(self, text: str) -> SemanticResult:
         """Embed, search and score one prompt (CPU-bound; called off the event loop)."""
         return self.score_vectors(self.encoder.encode_one(text)[None, :])[0]
+
+    def semantic_batch(self, texts: list[str]) -> list[SemanticResult]:
+        """Decisions for the prompts of one micro-batch: one encoder call, cached prompts skipped."""
+        encode_cached = getattr(self.encoder, "encode_cached", None)
+        if encode_cached is not None:
+            vectors = encode_cached(texts)
+        else:  # an Embedder without a batch cache (test doubles)
+            vectors = np.stack([self.encoder.encode_one(text) for text in texts])
+        return self.score_vectors(vectors)
 
     def semantic_many(self, texts: list[str], batch_size: int = 128) -> list[SemanticResult]:
         """The same decisions for many prompts at once (evaluation, benchmarks)."""
@@ -149,7 +225,18 @@ class Router:
         return results
 
     async def decide(self, request: RouteRequest) -> Decision:
+        """The full pipeline: route (see ``_route``), conversation stickiness, then the model."""
         started = time.perf_counter()
+        decision = await self._route(request, started)
+        if request.conversation_id is not None:
+            decision = self._stick(request.conversation_id, decision)
+            self.conversations.set(request.conversation_id, decision.route)
+        decision = await self._pick_model(request, decision)
+        return decision.model_copy(
+            update={"latency_ms": round((time.perf_counter() - started) * 1000, 3)}
+        )
+
+    async def _route(self, request: RouteRequest, started: float) -> Decision:
         text = request.routable_text()
         if len(text) > self.max_prompt_chars:
             raise PromptTooLargeError(
@@ -163,9 +250,21 @@ class Router:
                     f"{', '.join(self.route_set.names)}"
                 )
             return self._decision(route, "override", None, None, started, request.explain)
+        matched = self.rules.match(text, request.metadata) if self.rules else None
+        if matched is not None:
+            route = self.route_set.get(matched.rule.route)
+            assert route is not None, "rules are validated against the routes at load time"
+            # A rule's own model, if it names one, is applied by _pick_model.
+            return self._decision(
+                route, "rule", None, None, started, request.explain, note=matched.label
+            )
 
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._executor, self.semantic, text)
+        turns = request.user_turns()
+        if len(turns) > 1:
+            result = await loop.run_in_executor(self._executor, self.semantic_context, turns)
+        else:
+            result = await self.batcher.submit(text)
         ranked, reason = result.ranked, result.abstain
         top = self._routes[int(ranked.positions[0])] if len(ranked.positions) else None
         if top is not None and reason is None:
@@ -237,8 +336,93 @@ class Router:
             matches=matches,
             reason=f"{reason.value}; {note}"
             if reason and note
-            else (reason.value if reason else None),
+            else (reason.value if reason else note),
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
             decision_id=uuid.uuid4().hex,
             index_fingerprint=self.index.fingerprint,
         )
+
+    def _stick(self, conversation_id: str, decision: Decision) -> Decision:
+        """Keep the conversation's previous route unless the new turn clearly belongs elsewhere.
+
+        Clearly: an accepted semantic decision whose confidence (classifier scoring) or margin
+        (knn scoring) reaches ``stickiness``. Override and rule decisions always stand.
+        """
+        previous = self.conversations.get(conversation_id)
+        if (
+            previous is None
+            or previous == decision.route
+            or decision.method in ("override", "rule")
+        ):
+            return decision
+        if decision.method == "semantic" and decision.reason is None:
+            clarity = decision.confidence if decision.confidence is not None else decision.margin
+            if clarity is not None and clarity >= self.route_set.config.stickiness:
+                return decision
+        route = self.route_set.get(previous)
+        if route is None:  # the route was removed by a reload
+            return decision
+        return decision.model_copy(
+            update={
+                "route": route.name,
+                "model": route.model,
+                "fallbacks": list(route.fallbacks),
+                "method": "context",
+                "score": next((c.score for c in decision.candidates if c.route == previous), None),
+                "confidence": None,
+                "reason": f"conversation stays on '{previous}': '{decision.route}' "
+                f"({decision.method}) was not clear enough",
+            }
+        )
+
+    async def _pick_model(self, request: RouteRequest, decision: Decision) -> Decision:
+        """The model of the chosen route: a rule's model, a tiered pick, or the route's own."""
+        route = self.route_set.get(decision.route)
+        if route is None:
+            return decision
+        chain = [route.model, *(entry.model for entry in route.models), *route.fallbacks]
+        if decision.method == "rule":
+            matched = self.rules.match(request.routable_text(), request.metadata)
+            if matched is not None and matched.rule.model is not None:
+                model = matched.rule.model
+                return decision.model_copy(
+                    update={"model": model, "fallbacks": _unique(chain, without=model)}
+                )
+        if not route.models:
+            return decision
+        hard: float | None = None
+        wanted = request.quality
+        if wanted is None:
+            # Never wait for training: until it is done, the route's own model stands.
+            ready = self._complexity is not None and self._complexity.done()
+            estimate = await self.complexity_model() if ready else None
+            if estimate is not None:
+                text = request.routable_text()
+                loop = asyncio.get_running_loop()
+                vector = await loop.run_in_executor(self._executor, self.encoder.encode_one, text)
+                hard = float(estimate.hard_probability(vector[None, :], [text])[0])
+                wanted = complexity.tier_for(hard)
+            else:
+                own = [entry.tier for entry in route.models if entry.model == route.model]
+                wanted = own[0] if own else "balanced"
+        limits = TierRequest(
+            request.quality, request.max_cost_per_1k_tokens, request.max_latency_ms
+        )
+        choice = choose_model(route.models, wanted, limits, self.latency, self._costs)
+        reason = decision.reason
+        if choice.note.startswith("no model"):
+            reason = f"{reason}; {choice.note}" if reason else choice.note
+        return decision.model_copy(
+            update={
+                "model": choice.model,
+                "fallbacks": _unique([*choice.fallbacks, *route.fallbacks], without=choice.model),
+                "tier": choice.tier,
+                "complexity": None if hard is None else round(hard, 4),
+                "reason": reason,
+            }
+        )
+
+
+def _unique(models: Sequence[str], without: str) -> list[str]:
+    """``models`` in order, each once, leaving ``without`` out."""
+    return [m for i, m in enumerate(models) if m != without and m not in models[:i]]

@@ -15,10 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from service.encoder import EMBEDDING_SCHEME
+from service.rules import Rule, rule_route_problems
+from service.tiers import TieredModel
 
 ROUTER_FILE = "router.yaml"
 CALIBRATION_FILE = "calibration.jsonl"
+COMPLEXITY_FILE = "complexity.jsonl"
 OUT_OF_SCOPE_LABELS = {"none", "oos", ""}
 ROUTE_NAME_PATTERN = re.compile(r"^[a-z0-9_-]+$")
 MAX_UTTERANCE_CHARS = 2000
@@ -45,12 +50,36 @@ class Route(BaseModel):
         default=None, description="A model that reviews and improves every answer of this route."
     )
     utterances: tuple[str, ...] = Field(min_length=1)
+    models: tuple[TieredModel, ...] = Field(
+        default=(),
+        description="Tiered models for dynamic routing; 'model' defaults to the balanced one.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_from_tiers(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "model" not in data and isinstance(data.get("models"), list):
+            entries = [e for e in data["models"] if isinstance(e, dict) and "model" in e]
+            preferred = [e for e in entries if e.get("tier") == "balanced"] or entries
+            if preferred:
+                data = {**data, "model": preferred[0]["model"]}
+        return data
+
+    @field_validator("models")
+    @classmethod
+    def _distinct_models(cls, value: tuple[TieredModel, ...]) -> tuple[TieredModel, ...]:
+        seen = [entry.model for entry in value]
+        if len(set(seen)) != len(seen):
+            raise ValueError("lists the same model twice")
+        return value
 
     @field_validator("name")
     @classmethod
     def _name_pattern(cls, value: str) -> str:
         if not ROUTE_NAME_PATTERN.match(value):
             raise ValueError("must match [a-z0-9_-]+ (lower case letters, digits, '_' or '-')")
+        if value in OUT_OF_SCOPE_LABELS:
+            raise ValueError(f"'{value}' is reserved: it means 'no route' in calibration data")
         return value
 
     @field_validator("description")
@@ -171,6 +200,17 @@ class RouterConfig(BaseModel):
     )
     completion: CompletionPolicy = CompletionPolicy()
     models: dict[str, ModelParams] = Field(default_factory=dict)
+    rules: tuple[Rule, ...] = Field(
+        default=(), description="Ordered rules checked before the semantic stage; first wins."
+    )
+    stickiness: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=1.0,
+        description="A conversation leaves its route only for a semantic decision whose "
+        "confidence (classifier) or margin (knn) reaches this.",
+    )
+    conversation_cache_size: int = Field(default=10_000, ge=0)
 
 
 @dataclass(frozen=True)
@@ -181,6 +221,8 @@ class RouteSet:
     config: RouterConfig
     # Labelled prompts (label None: no route fits) that calibrate the classifier.
     calibration: tuple[tuple[str, str | None], ...] = ()
+    # Prompts labelled easy (0) or hard (1) that train the complexity estimate.
+    complexity: tuple[tuple[str, int], ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -344,6 +386,19 @@ def load_route_set(routes_dir: Path) -> RouteSet:
                 f"'{config.default_route}' is not a route (known: {', '.join(sorted(known))})",
             )
         )
+    if config is not None and routes:
+        for field, message in rule_route_problems(config.rules, known):
+            problems.append(Problem(str(router_path), field, message))
+    complexity: list[tuple[str, int]] = []
+    complexity_path = routes_dir / COMPLEXITY_FILE
+    if complexity_path.exists():
+        from service.complexity import ComplexityDataError, read_labelled
+
+        try:
+            complexity = list(zip(*read_labelled(complexity_path), strict=True))
+        except (ComplexityDataError, OSError, UnicodeDecodeError) as error:
+            reason = str(error).removeprefix(f"{complexity_path}: ")
+            problems.append(Problem(str(complexity_path), "", reason))
     calibration: list[tuple[str, str | None]] = []
     calibration_path = routes_dir / CALIBRATION_FILE
     if calibration_path.exists():
@@ -353,7 +408,10 @@ def load_route_set(routes_dir: Path) -> RouteSet:
         raise RouteSetError(problems)
     assert config is not None
     return RouteSet(
-        routes=tuple(route for route, _ in routes), config=config, calibration=tuple(calibration)
+        routes=tuple(route for route, _ in routes),
+        config=config,
+        calibration=tuple(calibration),
+        complexity=tuple(complexity),
     )
 
 
@@ -405,6 +463,7 @@ def fingerprint(route_set: RouteSet, embedding_model: str) -> str:
     """
     canonical = {
         "embedding_model": embedding_model,
+        "embedding_scheme": EMBEDDING_SCHEME,
         "routes": {route.name: list(route.utterances) for route in route_set.routes},
         "calibration": [list(example) for example in route_set.calibration],
         "accept_rate": route_set.config.accept_rate,

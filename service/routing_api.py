@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from service.engine import Engine, current_engine
+from service.monitoring import Monitor, current_monitor
 from service.schemas import Decision, ErrorResponse, RouteInfo, RouteRequest
 
 router = APIRouter()
@@ -17,9 +18,15 @@ CLIENT_ERRORS: dict[int | str, dict[str, object]] = {
 
 
 @router.post("/route", response_model=Decision, responses=CLIENT_ERRORS)
-async def route(body: RouteRequest, engine: CurrentEngine) -> Decision:
+async def route(
+    body: RouteRequest,
+    engine: CurrentEngine,
+    monitor: Annotated[Monitor, Depends(current_monitor)],
+) -> Decision:
     """Decide which route and model fit the prompt, without calling any model."""
-    return await engine.router.decide(body)
+    decision = await engine.router.decide(body)
+    monitor.decided(decision, body, "route")
+    return decision
 
 
 @router.get("/routes", response_model=list[RouteInfo])

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Method = Literal["override", "rule", "semantic", "llm", "default"]
+Method = Literal["override", "rule", "semantic", "llm", "default", "context"]
 MetadataValue = str | int | float | bool | None
 
 
@@ -48,6 +48,22 @@ class RouteRequest(BaseModel):
     tiebreak: bool = Field(
         default=True, description="Let the LLM tie-breaker settle weak or close matches."
     )
+    quality: Literal["economy", "balanced", "best"] | None = Field(
+        default=None,
+        description="Tier wanted among a route's tiered models; else the prompt's complexity.",
+    )
+    max_cost_per_1k_tokens: float | None = Field(
+        default=None, ge=0, description="Blended USD price limit for a route's tiered models."
+    )
+    max_latency_ms: float | None = Field(
+        default=None, gt=0, description="Expected-latency limit for a route's tiered models."
+    )
+    conversation_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Keeps a conversation on its route unless a turn clearly belongs elsewhere.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> RouteRequest:
@@ -67,6 +83,13 @@ class RouteRequest(BaseModel):
             if message.role == "user" and message.text().strip():
                 return message.text()
         return ""
+
+    def user_turns(self) -> list[str]:
+        """Every user message with text, oldest first (the prompt alone for ``prompt``)."""
+        if self.prompt is not None:
+            return [self.prompt]
+        texts = [m.text() for m in self.messages or [] if m.role == "user"]
+        return [text for text in texts if text.strip()]
 
 
 class CompleteRequest(RouteRequest):
@@ -128,7 +151,15 @@ class Decision(BaseModel):
     candidates: list[Candidate]
     matches: list[Match] | None = None
     reason: str | None = Field(
-        default=None, description="Why the semantic top route was not taken, when it was not."
+        default=None,
+        description="Why the semantic top route was not taken, when it was not; "
+        "for method 'rule', which rule matched.",
+    )
+    tier: str | None = Field(
+        default=None, description="Tier of the chosen model, for a route with tiered models."
+    )
+    complexity: float | None = Field(
+        default=None, description="Estimated probability that the prompt is hard, when used."
     )
     latency_ms: float
     decision_id: str
@@ -168,3 +199,21 @@ class CompleteResponse(BaseModel):
     latency_ms: float
     reviewed: bool | None = None
     review_note: str | None = None
+
+
+class FeedbackRequest(BaseModel):
+    """Input of ``POST /feedback``: how good a routed answer was, and where it belonged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision_id: str = Field(min_length=1, max_length=200)
+    rating: float = Field(ge=0.0, le=1.0, description="1 = good, 0 = bad; anything between.")
+    correct_route: str | None = Field(
+        default=None, description="The route the request should have gone to, if not this one."
+    )
+
+
+class FeedbackResponse(BaseModel):
+    decision_id: str
+    route: str = Field(description="The route that was decided.")
+    recorded: bool = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -28,6 +28,21 @@ class Settings(BaseSettings):
     max_prompt_chars: int = Field(default=100_000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     encode_cache_size: int = Field(default=4096, ge=0)
+    encoder_backend: Literal["torch", "onnx"] = Field(
+        default="torch", description="torch (sentence-transformers) or onnx (int8, faster)."
+    )
+    encoder_threads: int = Field(
+        default=0, ge=0, description="ONNX Runtime intra-op threads; 0 lets it use every core."
+    )
+    batch_max: int = Field(
+        default=32, ge=1, description="Most prompts the micro-batcher encodes in one call."
+    )
+    batch_wait_ms: float = Field(
+        default=2.0, ge=0, description="Longest wait for more prompts while requests are queuing."
+    )
+    approx_above: int = Field(
+        default=200_000, ge=1, description="Index size above which search is approximate (IVF)."
+    )
     model_override: str | None = Field(
         default=None, description="Send every call (routes, fallbacks, tie-breaker) to this model."
     )
@@ -35,3 +50,30 @@ class Settings(BaseSettings):
         default=None, description="OpenAI-compatible server that serves every call (local mode)."
     )
     llm_api_key: str | None = None
+    decision_log: Path | None = Field(
+        default=None, description="Append every decision, completion and feedback here (JSONL)."
+    )
+    log_prompts: bool = Field(
+        default=False, description="Write the routed prompt text into the decision log."
+    )
+    recent_decisions: int = Field(
+        default=10_000, ge=1, description="Decisions kept in memory to accept feedback on."
+    )
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated bearer keys; when set, every endpoint but the probes needs one.",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None, description="Bearer key of /admin/*; without it the admin endpoints are off."
+    )
+    max_messages: int = Field(default=256, ge=1, description="Messages one request may carry.")
+    max_inflight_completions: int = Field(
+        default=64, ge=1, description="Completions served at once; more get 503 + Retry-After."
+    )
+    reload_grace_s: float = Field(
+        default=60.0, gt=0, description="Longest wait for requests on a replaced engine."
+    )
+
+    def api_key_list(self) -> list[str]:
+        raw = self.api_keys.get_secret_value() if self.api_keys else ""
+        return [key.strip() for key in raw.split(",") if key.strip()]

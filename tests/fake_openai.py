@@ -14,12 +14,19 @@ model of a fallback chain:
     cut-*       HTTP 200, finish_reason "length", two characters of content
     text-*      plain prose (invalid when JSON was asked for)
     drop-*      closes the connection without answering
+    halfdrop-*  when streaming: two content chunks, then the connection drops mid-body;
+                otherwise the same as drop-*
+
+A request with ``"stream": true`` gets the answer as server-sent events (``data: {...}``
+chunks, then ``data: [DONE]``) in a chunked HTTP/1.1 body; failures (e500, e429, slow,
+drop) happen before the first byte exactly as without streaming.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -42,6 +49,25 @@ def _completion(model: str, content: str | None, finish_reason: str = "stop") ->
         ],
         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
     }
+
+
+def _chunk(model: str, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+
+
+def _stream_chunks(model: str, content: str | None, finish_reason: str) -> list[dict[str, Any]]:
+    """The chunks of one streamed answer: role, the content in word-sized pieces, the end."""
+    chunks = [_chunk(model, {"role": "assistant", "content": ""})]
+    pieces = re.findall(r"\S+\s*|\s+", content or "")
+    chunks += [_chunk(model, {"content": piece}) for piece in pieces]
+    chunks.append(_chunk(model, {}, finish_reason))
+    return chunks
 
 
 class FakeOpenAI:
@@ -81,6 +107,27 @@ class FakeOpenAI:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(data)
 
+            def _stream(self, chunks: list[dict[str, Any]], drop_after: int | None = None) -> None:
+                """SSE in a chunked body; ``drop_after`` events, then the socket closes."""
+                self.protocol_version = "HTTP/1.1"
+                self.close_connection = True
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("transfer-encoding", "chunked")
+                self.send_header("connection", "close")
+                self.end_headers()
+                events = [f"data: {json.dumps(chunk)}\n\n".encode() for chunk in chunks]
+                if drop_after is None:
+                    events.append(b"data: [DONE]\n\n")
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    for event in events[:drop_after]:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                        self.wfile.flush()
+                    if drop_after is None:
+                        self.wfile.write(b"0\r\n\r\n")
+                    else:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+
         self._handler = Handler
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -98,6 +145,13 @@ class FakeOpenAI:
     def _respond(self, handler: Any, body: dict[str, Any]) -> None:
         model = str(body.get("model", ""))
         kind = model.split("-", 1)[0]
+        if body.get("stream") and kind not in {"e500", "e429", "garbage", "drop"}:
+            if kind == "slow":
+                time.sleep(self.slow_seconds)
+            self._respond_streaming(handler, model, kind)
+            return
+        if kind == "halfdrop":
+            kind = "drop"
         if kind == "slow":
             time.sleep(self.slow_seconds)
             handler._send(200, _completion(model, f"slow answer from {model}"))
@@ -126,6 +180,20 @@ class FakeOpenAI:
             handler.connection.close()
         else:
             handler._send(200, _completion(model, f"answer from {model}"))
+
+    def _respond_streaming(self, handler: Any, model: str, kind: str) -> None:
+        if kind == "halfdrop":
+            chunks = _stream_chunks(model, f"partial answer from {model} that never ends", "stop")
+            handler._stream(chunks, drop_after=3)
+            return
+        content, finish_reason = {
+            "json": ('{"answer": 42}', "stop"),
+            "empty": ("", "stop"),
+            "blank": ("   \n ", "stop"),
+            "cut": ("Th", "length"),
+            "text": ("Sure! Here is some prose, not JSON.", "stop"),
+        }.get(kind, (f"answer from {model}", "stop"))
+        handler._stream(_stream_chunks(model, content, finish_reason))
 
     def __enter__(self) -> FakeOpenAI:
         self._thread.start()

@@ -1,0 +1,156 @@
+"""Prompt complexity: the probability that a prompt is hard, and the tier that suits it.
+
+A logistic regression over the prompt embedding plus a few surface features (length in
+approximate tokens, line count, code-symbol and math-symbol density, sentence count),
+trained from ``routes/complexity.jsonl`` (``{"text", "label": "easy" | "hard"}``).
+
+It is trained when the engine starts, and only if some route lists tiered ``models``: the
+labelled file is small (a few hundred prompts embed in about a second on a CPU), so no
+artefact has to be kept in sync with it, and routes without tiers cost nothing. Fitting uses
+scikit-learn; applying is one dot product in NumPy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from service.rules import approximate_tokens
+from service.tiers import Tier
+
+COMPLEXITY_FILE = "complexity.jsonl"
+LABELS = {"easy": 0, "hard": 1}
+# p(hard) below ECONOMY_BELOW suggests the economy tier, above BEST_ABOVE the best one.
+ECONOMY_BELOW = 0.35
+BEST_ABOVE = 0.65
+CODE_CHARS = set("{}()[];=<>_`#\\|&")
+MATH_CHARS = set("0123456789+-*/^=∫∑√π≤≥≠∞∂")
+SENTENCE_END = re.compile(r"[.?!](\s|$)")
+
+
+class Embeds(Protocol):
+    def encode(
+        self, texts: list[str], batch_size: int = ..., progress: bool = ...
+    ) -> np.ndarray: ...
+
+
+class ComplexityDataError(ValueError):
+    """The labelled file cannot be used; the message names the file and the line."""
+
+
+def surface_features(texts: Sequence[str]) -> np.ndarray:
+    """(n, 5): log tokens, log lines, code density, math density, log sentences."""
+    rows = []
+    for text in texts:
+        length = max(len(text), 1)
+        rows.append(
+            [
+                math.log1p(approximate_tokens(text)),
+                math.log1p(text.count("\n")),
+                sum(ch in CODE_CHARS for ch in text) / length,
+                sum(ch in MATH_CHARS for ch in text) / length,
+                math.log1p(len(SENTENCE_END.findall(text))),
+            ]
+        )
+    return np.asarray(rows, dtype=np.float32).reshape(len(texts), 5)
+
+
+@dataclass(frozen=True)
+class ComplexityModel:
+    """Weights over [embedding, standardised surface features]."""
+
+    weights: np.ndarray
+    bias: float
+    feature_mean: np.ndarray
+    feature_std: np.ndarray
+
+    def _design(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        surface = (surface_features(texts) - self.feature_mean) / self.feature_std
+        return np.hstack([np.asarray(vectors, dtype=np.float32), surface])
+
+    def hard_probability(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        logits = self._design(vectors, texts) @ self.weights + self.bias
+        return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
+
+
+def tier_for(hard_probability: float) -> Tier:
+    if hard_probability < ECONOMY_BELOW:
+        return "economy"
+    if hard_probability > BEST_ABOVE:
+        return "best"
+    return "balanced"
+
+
+def fit(vectors: np.ndarray, texts: Sequence[str], labels: Sequence[int]) -> ComplexityModel:
+    from sklearn.linear_model import LogisticRegression
+
+    surface = surface_features(texts)
+    mean = surface.mean(axis=0)
+    std = surface.std(axis=0)
+    std[std == 0] = 1.0
+    design = np.hstack([np.asarray(vectors, dtype=np.float32), (surface - mean) / std])
+    classifier = LogisticRegression(C=1.0, max_iter=2000)
+    classifier.fit(design, np.asarray(labels))
+    return ComplexityModel(
+        weights=classifier.coef_[0].astype(np.float32),
+        bias=float(classifier.intercept_[0]),
+        feature_mean=mean,
+        feature_std=std,
+    )
+
+
+def read_labelled(path: Path) -> tuple[list[str], list[int]]:
+    """``{"text", "label": "easy"|"hard"}`` lines of ``path``."""
+    texts: list[str] = []
+    labels: list[int] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ComplexityDataError(f"{path}: line {number}: is not JSON ({error.msg})") from None
+        text = row.get("text") if isinstance(row, dict) else None
+        label = row.get("label") if isinstance(row, dict) else None
+        if not isinstance(text, str) or not text.strip() or label not in LABELS:
+            raise ComplexityDataError(
+                f"{path}: line {number}: needs a non-empty 'text' and 'label': easy or hard"
+            )
+        texts.append(text.strip())
+        labels.append(LABELS[label])
+    if len(set(labels)) < 2:
+        raise ComplexityDataError(f"{path}: needs both easy and hard examples")
+    return texts, labels
+
+
+def train_from_file(path: Path, encoder: Embeds) -> ComplexityModel:
+    texts, labels = read_labelled(path)
+    return fit(encoder.encode(texts), texts, labels)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    examples: int
+    accuracy: float
+    auroc: float
+
+
+def evaluate(model: ComplexityModel, path: Path, encoder: Embeds) -> Evaluation:
+    """Accuracy (at p = 0.5) and AUROC of ``model`` on a labelled file it was not trained on."""
+    from sklearn.metrics import roc_auc_score
+
+    texts, labels = read_labelled(path)
+    probabilities = model.hard_probability(encoder.encode(texts), texts)
+    truth = np.asarray(labels)
+    return Evaluation(
+        examples=len(texts),
+        accuracy=float(((probabilities >= 0.5).astype(int) == truth).mean()),
+        auroc=float(roc_auc_score(truth, probabilities)),
+    )

@@ -1,0 +1,142 @@
+"""Conversation context: earlier user turns as weaker evidence, and sticky routes.
+
+Two mechanisms, both measured on ``tests/data/multiturn.jsonl`` (see README, Conversations):
+
+- **Context vector.** A follow-up such as "and in Java?" says little on its own. The routed
+  vector is the normalised weighted sum of the latest user turn's embedding (weight
+  ``LATEST_WEIGHT``) and the mean of up to ``EARLIER_TURNS`` previous user turns' embeddings
+  (the rest). Assistant turns are left out: they echo the topic but carry the model's
+  wording, not the user's task.
+- **Stickiness.** With a ``conversation_id`` the router remembers the route of the
+  conversation's last decision (a bounded in-memory LRU) and keeps it unless the new turn's
+  semantic decision is accepted with a confidence (classifier) or margin (knn) of at least
+  ``router.yaml``'s ``stickiness``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from service.schemas import Decision, RouteRequest
+
+LATEST_WEIGHT = 0.7
+EARLIER_TURNS = 2
+
+
+def context_turns(user_turns: Sequence[str]) -> list[str]:
+    """The turns the context vector is built from: earlier ones first, the latest last."""
+    return list(user_turns[-(EARLIER_TURNS + 1) :])
+
+
+def combine(vectors: np.ndarray, latest_weight: float = LATEST_WEIGHT) -> np.ndarray:
+    """One unit vector from rows ordered oldest -> latest (see the module docstring)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if len(vectors) == 1:
+        return vectors[0]
+    mixed = latest_weight * vectors[-1] + (1 - latest_weight) * vectors[:-1].mean(axis=0)
+    norm = float(np.linalg.norm(mixed))
+    return (mixed / norm if norm else mixed).astype(np.float32)
+
+
+class ConversationStore:
+    """Bounded LRU of conversation id -> the route of its last decision; thread-safe."""
+
+    def __init__(self, max_size: int = 10_000):
+        self.max_size = max_size
+        self._routes: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._routes)
+
+    def get(self, conversation_id: str) -> str | None:
+        with self._lock:
+            route = self._routes.get(conversation_id)
+            if route is not None:
+                self._routes.move_to_end(conversation_id)
+            return route
+
+    def set(self, conversation_id: str, route: str) -> None:
+        if self.max_size <= 0:
+            return
+        with self._lock:
+            self._routes[conversation_id] = route
+            self._routes.move_to_end(conversation_id)
+            while len(self._routes) > self.max_size:
+                self._routes.popitem(last=False)
+
+
+class Decides(Protocol):
+    async def decide(self, request: RouteRequest) -> Decision: ...
+
+
+@dataclass(frozen=True)
+class MultiTurnScore:
+    """Accuracy of one routing mode on a labelled multi-turn set."""
+
+    mode: str
+    turns: int
+    accuracy: float
+    follow_ups: int
+    follow_up_accuracy: float  # turns after the first of their conversation
+
+
+MODES = ("latest turn only", "context vector", "context vector + sticky conversation")
+
+
+def read_conversations(path: Path) -> list[list[tuple[str, str]]]:
+    """``{"id", "turns": [{"text", "label"}, ...]}`` lines -> [(text, route), ...] each."""
+    conversations = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            conversations.append([(turn["text"], turn["label"]) for turn in row["turns"]])
+    return conversations
+
+
+async def evaluate_multiturn(
+    router: Decides, conversations: Sequence[Sequence[tuple[str, str]]]
+) -> list[MultiTurnScore]:
+    """Route every user turn three ways (see ``MODES``) and score each against its label.
+
+    Assistant turns are placeholders: the router ignores assistant text.
+    """
+    scores = []
+    for mode in MODES:
+        right = follow_right = follow_total = total = 0
+        for number, conversation in enumerate(conversations):
+            messages: list[dict[str, str]] = []
+            conversation_id = f"eval-{mode}-{number}" if "sticky" in mode else None
+            for position, (text, label) in enumerate(conversation):
+                messages.append({"role": "user", "content": text})
+                if mode == MODES[0]:
+                    request = RouteRequest(prompt=text, tiebreak=False)
+                else:
+                    request = RouteRequest.model_validate(
+                        {
+                            "messages": messages,
+                            "tiebreak": False,
+                            "conversation_id": conversation_id,
+                        }
+                    )
+                hit = (await router.decide(request)).route == label
+                messages.append({"role": "assistant", "content": "(answer)"})
+                total += 1
+                right += hit
+                if position:
+                    follow_total += 1
+                    follow_right += hit
+        scores.append(
+            MultiTurnScore(
+                mode, total, right / total, follow_total, follow_right / max(follow_total, 1)
+            )
+        )
+    return scores

@@ -1,0 +1,359 @@
+"""The linear route classifier and its calibration, on synthetic clusters (no encoder).
+
+Four routes are four tight clusters around the first four axes of a 16-d space, L2-normalised
+like real embeddings; "out of scope" is a point in the other eight dimensions, far from every
+cluster.
+"""
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from service import classifier
+from service.classifier import Calibration, LinearModel, fit, fit_linear, softmax
+
+DIM = 16
+ROUTES = 4
+
+
+def clusters(
+    seed: int, per_route: int, spreads: tuple[float, ...] = (0.15,) * ROUTES
+) -> tuple[np.ndarray, np.ndarray]:
+    """``per_route`` unit vectors around axis k for route k, with noise ``spreads[k]``."""
+    rng = np.random.default_rng(seed)
+    vectors, labels = [], []
+    for route, spread in enumerate(spreads):
+        centre = np.zeros(DIM)
+        centre[route] = 1.0
+        vectors.append(centre + rng.normal(0.0, spread, (per_route, DIM)))
+        labels += [route] * per_route
+    return unit(np.vstack(vectors)), np.array(labels, dtype=np.int64)
+
+
+def far_points(seed: int, count: int) -> np.ndarray:
+    """Unit vectors in the dimensions no route uses: out of scope."""
+    rng = np.random.default_rng(seed)
+    vectors = np.zeros((count, DIM))
+    vectors[:, 8:] = rng.normal(0.0, 1.0, (count, 8))
+    return unit(vectors)
+
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def train() -> tuple[np.ndarray, np.ndarray]:
+    return clusters(seed=0, per_route=30)
+
+
+@pytest.fixture(scope="module")
+def calibrated(
+    train: tuple[np.ndarray, np.ndarray],
+) -> tuple[LinearModel, Calibration]:
+    """Fitted with held-out prompts: 10 in scope per route plus 10 out of scope."""
+    vectors, labels = train
+    held_x, held_y = clusters(seed=1, per_route=10)
+    held_labels: list[int | None] = [int(label) for label in held_y] + [None] * 10
+    return fit(
+        vectors,
+        labels,
+        ROUTES,
+        np.vstack([held_x, far_points(seed=2, count=10)]),
+        held_labels,
+        accept_rate=0.9,
+    )
+
+
+def in_scope_scores(model: LinearModel, calibration: Calibration, x: np.ndarray) -> np.ndarray:
+    _, features = model.raw_scores(x)
+    return calibration.in_scope(features)
+
+
+# -- fit_linear -------------------------------------------------------------------------------
+
+
+def test_linear_model_predicts_the_cluster_of_unseen_points(
+    train: tuple[np.ndarray, np.ndarray],
+) -> None:
+    model = fit_linear(*train, n_routes=ROUTES, c=10.0)
+    test_x, test_y = clusters(seed=5, per_route=20)
+
+    logits, _ = model.raw_scores(test_x)
+
+    assert (logits.argmax(axis=1) == test_y).mean() >= 0.98
+
+
+def test_route_absent_from_the_training_labels_never_wins(
+    train: tuple[np.ndarray, np.ndarray],
+) -> None:
+    vectors, labels = train
+    keep = labels != 2
+    model = fit_linear(vectors[keep], labels[keep], n_routes=ROUTES, c=10.0)
+    test_x, _ = clusters(seed=5, per_route=20)  # route 2's own points included
+
+    logits, features = model.raw_scores(test_x)
+
+    assert logits.shape == (len(test_x), ROUTES)
+    assert not (logits.argmax(axis=1) == 2).any()
+    # Nor does its (absent) centroid count as the nearest one.
+    _, with_route_2 = fit_linear(vectors, labels, ROUTES, 10.0).raw_scores(test_x)
+    assert (features[:, 1] <= with_route_2[:, 1] + 1e-6).all()
+
+
+def test_two_routes_present_are_told_apart_and_the_others_never_win(
+    train: tuple[np.ndarray, np.ndarray],
+) -> None:
+    vectors, labels = train
+    keep = (labels == 0) | (labels == 2)
+    model = fit_linear(vectors[keep], labels[keep], n_routes=ROUTES, c=10.0)
+
+    logits, _ = model.raw_scores(vectors[keep])
+
+    assert (logits.argmax(axis=1) == labels[keep]).all()
+
+
+def test_single_route_always_wins(train: tuple[np.ndarray, np.ndarray]) -> None:
+    vectors, labels = train
+    only = labels == 1
+    model = fit_linear(vectors[only], labels[only], n_routes=3, c=10.0)
+
+    logits, _ = model.raw_scores(np.vstack([vectors, far_points(seed=3, count=5)]))
+
+    assert (logits.argmax(axis=1) == 1).all()
+
+
+def test_raw_scores_give_logits_per_route_and_two_in_scope_features(
+    train: tuple[np.ndarray, np.ndarray],
+) -> None:
+    model = fit_linear(*train, n_routes=ROUTES, c=10.0)
+
+    logits, features = model.raw_scores(train[0][:7])
+
+    assert logits.shape == (7, ROUTES)
+    assert features.shape == (7, 2)
+
+
+def test_energy_and_closeness_are_higher_inside_a_cluster_than_far_from_all(
+    train: tuple[np.ndarray, np.ndarray],
+) -> None:
+    model = fit_linear(*train, n_routes=ROUTES, c=10.0)
+    inside, _ = clusters(seed=6, per_route=10)
+
+    _, near = model.raw_scores(inside)
+    _, far = model.raw_scores(far_points(seed=7, count=20))
+
+    energy, closeness = 0, 1  # closeness: minus the squared distance to the nearest centroid
+    assert near[:, energy].min() > far[:, energy].max()
+    assert near[:, closeness].min() > far[:, closeness].max()
+
+
+# -- fit: where the calibration comes from ----------------------------------------------------
+
+
+def test_without_held_out_prompts_the_utterances_are_cross_validated(
+    train: tuple[np.ndarray, np.ndarray],
+) -> None:
+    _, calibration = fit(*train, n_routes=ROUTES)
+
+    assert calibration.source == "cross-validation"
+    assert calibration.held_out == len(train[1])
+    assert calibration.accept_rate == classifier.DEFAULT_ACCEPT_RATE
+
+
+def test_held_out_in_scope_prompts_calibrate_and_are_counted(
+    calibrated: tuple[LinearModel, Calibration],
+) -> None:
+    _, calibration = calibrated
+
+    assert calibration.source == "calibration"
+    assert calibration.held_out == 4 * 10  # the out-of-scope prompts are not in-scope examples
+    assert calibration.accept_rate == 0.9
+
+
+def test_held_out_prompts_are_also_trained_on(train: tuple[np.ndarray, np.ndarray]) -> None:
+    vectors, labels = train
+    keep = labels != 3  # route 3 has no utterance: only the calibration file knows it
+    held_x, held_y = clusters(seed=1, per_route=10)
+
+    model, _ = fit(vectors[keep], labels[keep], ROUTES, held_x, [int(y) for y in held_y])
+
+    test_x, test_y = clusters(seed=5, per_route=20)
+    logits, _ = model.raw_scores(test_x[test_y == 3])
+    assert (logits.argmax(axis=1) == 3).mean() >= 0.95
+
+
+def test_too_few_in_scope_held_out_prompts_fall_back_to_cross_validation(
+    train: tuple[np.ndarray, np.ndarray],
+) -> None:
+    held_x, _ = clusters(seed=1, per_route=1)
+
+    _, calibration = fit(
+        *train, n_routes=ROUTES, held_out_vectors=held_x[:3], held_out_labels=[0, 1, None]
+    )
+
+    assert calibration.source == "cross-validation"
+
+
+def test_fit_on_fewer_utterances_than_folds_still_calibrates() -> None:
+    """One route with one utterance is a valid route set; its index must still build."""
+    vectors, labels = clusters(seed=0, per_route=1, spreads=(0.1,))
+
+    model, calibration = fit(vectors, labels, n_routes=1)
+
+    logits, _ = model.raw_scores(vectors)
+    assert logits.argmax(axis=1).tolist() == [0]
+    assert len(calibration.route_thresholds) == 1
+
+
+# -- thresholds -------------------------------------------------------------------------------
+
+
+def test_calibrated_threshold_accepts_about_accept_rate_of_new_in_scope_prompts(
+    calibrated: tuple[LinearModel, Calibration],
+) -> None:
+    model, calibration = calibrated
+    fresh, _ = clusters(seed=8, per_route=50)
+
+    accepted = (in_scope_scores(model, calibration, fresh) >= calibration.threshold).mean()
+
+    assert 0.8 <= accepted <= 1.0
+
+
+def test_threshold_is_the_accept_rate_quantile_of_the_held_out_scores(
+    train: tuple[np.ndarray, np.ndarray],
+) -> None:
+    for rate in (0.6, 0.9, 0.99):
+        _, calibration = fit(*train, n_routes=ROUTES, accept_rate=rate)
+        scores = cross_validated_scores(train, calibration)
+
+        assert (scores >= calibration.threshold).mean() == pytest.approx(rate, abs=0.02)
+
+
+def cross_validated_scores(
+    train: tuple[np.ndarray, np.ndarray], calibration: Calibration
+) -> np.ndarray:
+    """The held-out in-scope scores ``fit`` calibrated on (same folds, same seed)."""
+    _, features = classifier._held_out_features(*train, ROUTES, classifier.DEFAULT_C, folds=3)
+    return calibration.in_scope(features)
+
+
+def test_route_thresholds_lie_between_the_routes_own_quantile_and_the_global_one() -> None:
+    # Route 0 is tight (high in-scope scores), route 1 diffuse (low ones).
+    train = clusters(seed=0, per_route=30, spreads=(0.05, 0.4, 0.15, 0.15))
+    _, calibration = fit(*train, n_routes=ROUTES)
+    scores = cross_validated_scores(train, calibration)
+
+    assert len(calibration.route_thresholds) == ROUTES
+    for route, threshold in enumerate(calibration.route_thresholds):
+        own = float(np.quantile(scores[train[1] == route], 1 - calibration.accept_rate))
+        low, high = sorted((own, calibration.threshold))
+        assert low - 1e-9 <= threshold <= high + 1e-9, route
+    assert calibration.route_thresholds[0] > calibration.threshold
+    assert calibration.route_thresholds[1] < calibration.threshold
+
+
+def test_route_without_held_out_prompts_inherits_the_global_threshold(
+    train: tuple[np.ndarray, np.ndarray],
+) -> None:
+    vectors, labels = train
+    keep = labels != 3
+
+    _, calibration = fit(vectors[keep], labels[keep], n_routes=ROUTES)
+
+    assert calibration.route_thresholds[3] == calibration.threshold
+
+
+# -- out of scope and confidence --------------------------------------------------------------
+
+
+def test_out_of_scope_points_score_below_the_threshold(
+    calibrated: tuple[LinearModel, Calibration],
+) -> None:
+    model, calibration = calibrated
+
+    scores = in_scope_scores(model, calibration, far_points(seed=9, count=30))
+
+    assert (scores < calibration.threshold).all()
+    assert (scores < min(calibration.route_thresholds)).all()
+
+
+def test_out_of_scope_points_get_lower_confidence_than_in_cluster_points(
+    calibrated: tuple[LinearModel, Calibration],
+) -> None:
+    model, calibration = calibrated
+    inside, _ = clusters(seed=8, per_route=10)
+
+    near = calibration.confidence(in_scope_scores(model, calibration, inside))
+    far = calibration.confidence(in_scope_scores(model, calibration, far_points(seed=9, count=30)))
+
+    assert far.max() < near.min()
+    assert near.min() > 0.5 > far.max()
+
+
+def test_confidence_is_a_probability_that_grows_with_the_in_scope_score(
+    calibrated: tuple[LinearModel, Calibration],
+) -> None:
+    _, calibration = calibrated
+    scores = np.linspace(-6.0, 6.0, 200)
+
+    confidence = calibration.confidence(scores)
+
+    assert ((confidence > 0) & (confidence < 1)).all()
+    assert (np.diff(confidence) > 0).all()
+
+
+def test_confidence_is_flat_when_every_held_out_decision_was_right(
+    train: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Nothing to learn a slope from: every prompt gets the (clipped) held-out hit rate."""
+    _, calibration = fit(*train, n_routes=ROUTES)
+
+    confidence = calibration.confidence(np.array([-5.0, 0.0, 5.0]))
+
+    assert confidence == pytest.approx([0.99] * 3)
+
+
+# -- serialisation and helpers ----------------------------------------------------------------
+
+
+def test_calibration_round_trips_through_json(
+    calibrated: tuple[LinearModel, Calibration],
+) -> None:
+    _, calibration = calibrated
+
+    restored = Calibration.from_json(json.loads(json.dumps(calibration.to_json())))
+
+    assert restored == calibration
+
+
+def test_linear_model_round_trips_through_arrays_and_npz(
+    calibrated: tuple[LinearModel, Calibration],
+) -> None:
+    model, _ = calibrated
+    buffer = io.BytesIO()
+    np.savez(buffer, **model.to_arrays())
+    buffer.seek(0)
+
+    with np.load(buffer) as arrays:
+        restored = LinearModel.from_arrays(arrays)
+
+    for name, array in model.to_arrays().items():
+        np.testing.assert_array_equal(restored.to_arrays()[name], array)
+        assert restored.to_arrays()[name].dtype == np.float32
+    probe = clusters(seed=4, per_route=2)[0]
+    np.testing.assert_allclose(restored.raw_scores(probe)[0], model.raw_scores(probe)[0])
+
+
+def test_softmax_rows_are_distributions_even_for_extreme_logits() -> None:
+    logits = np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1e4], [-1e4, -1e4, -1e4]])
+
+    probabilities = softmax(logits)
+
+    assert np.isfinite(probabilities).all()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    assert probabilities[0].argmax() == 2
+    assert probabilities[1, 0] == pytest.approx(1.0)
+    np.testing.assert_allclose(probabilities[2], 1 / 3)

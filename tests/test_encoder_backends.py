@@ -1,0 +1,82 @@
+"""The ONNX Runtime encoder: same interface, same emphasis and pooling, vectors that agree
+with the PyTorch encoder's closely enough to share an index."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import CODING_PROMPT, COOKING_PROMPT
+
+from service.encoder import Encoder, EncoderError, OnnxEncoder, load_encoder
+from service.index import load_index
+from service.router import Router
+from service.routes import load_route_set
+from service.schemas import RouteRequest
+from service.settings import Settings
+
+TEXTS = [
+    "write a python function that parses ISO dates",
+    "Summarise this review in one line: the battery lasts two days and the screen is sharp.",
+    "what's the capital of Australia?",
+    "hi there, how are you doing today?",
+    "x" * 5000,
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_encoder() -> OnnxEncoder:
+    return OnnxEncoder()
+
+
+def test_onnx_encoder_has_the_encoder_interface(onnx_encoder: OnnxEncoder) -> None:
+    vectors = onnx_encoder.encode(TEXTS)
+
+    assert onnx_encoder.model_id == Settings().embedding_model
+    assert onnx_encoder.backend == "onnx"
+    assert vectors.shape == (len(TEXTS), onnx_encoder.dimension) == (len(TEXTS), 384)
+    assert vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert onnx_encoder.encode([]).shape == (0, 384)
+
+
+def test_onnx_vectors_agree_with_the_torch_encoder(
+    onnx_encoder: OnnxEncoder, encoder: Encoder
+) -> None:
+    cosines = np.sum(onnx_encoder.encode(TEXTS) * encoder.encode(TEXTS), axis=1)
+
+    assert cosines.min() > 0.99
+
+
+def test_onnx_encode_one_is_cached(onnx_encoder: OnnxEncoder) -> None:
+    first = onnx_encoder.encode_one("a prompt for the onnx cache")
+
+    assert onnx_encoder.encode_one("a prompt for the onnx cache") is first
+    assert not first.flags.writeable
+
+
+def test_onnx_backend_refuses_other_models() -> None:
+    with pytest.raises(EncoderError, match="SEMROUTE_ENCODER_BACKEND=torch"):
+        OnnxEncoder("BAAI/bge-small-en-v1.5")
+
+
+def test_unknown_backend_is_an_encoder_error() -> None:
+    with pytest.raises(EncoderError, match="unknown encoder backend"):
+        load_encoder(backend="tensorflow")
+
+
+def test_load_encoder_picks_the_configured_backend(onnx_encoder: OnnxEncoder) -> None:
+    assert isinstance(load_encoder(backend="onnx", cache_size=0), OnnxEncoder)
+
+
+async def test_an_index_built_with_torch_routes_the_same_with_onnx(
+    small_routes: Path, small_index: Path, onnx_encoder: OnnxEncoder
+) -> None:
+    router = Router(load_route_set(small_routes), load_index(small_index), onnx_encoder)
+    try:
+        coding = await router.decide(RouteRequest(prompt=CODING_PROMPT, tiebreak=False))
+        cooking = await router.decide(RouteRequest(prompt=COOKING_PROMPT, tiebreak=False))
+    finally:
+        router.close()
+
+    assert coding.route == "coding"
+    assert cooking.route == "cooking"

@@ -1,0 +1,99 @@
+"""Instruction focus: a prompt's first segment (its task) is embedded again and added in."""
+
+import numpy as np
+import pytest
+
+from service.encoder import Encoder, instruction_head, l2_normalise
+
+REVIEW_PROMPT = (
+    "Summarise this review: great blender, crushes ice in seconds, but the motor is loud "
+    "and the lid leaks when it is full."
+)
+
+
+# -- instruction_head -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prompt", "head"),
+    [
+        (REVIEW_PROMPT, "Summarise this review"),
+        ("Translate into French\nI would like a coffee, please.", "Translate into French"),
+        ("Fix this bug. It crashes when the list is empty", "Fix this bug."),
+        ("Is this right? 2 + 2 = 5", "Is this right?"),
+        ("\n\nTranslate this\nhola, ¿qué tal?", "Translate this"),
+    ],
+)
+def test_multi_part_prompt_has_its_first_segment_as_head(prompt: str, head: str) -> None:
+    assert instruction_head(prompt) == head
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "what is the capital of France",
+        "Summarise this review:",  # nothing after the colon
+        "Q: what is 2+2",  # segments under three characters do not count
+        "",
+    ],
+)
+def test_single_segment_prompt_has_no_head(prompt: str) -> None:
+    assert instruction_head(prompt) is None
+
+
+# -- Encoder.encode with a head ---------------------------------------------------------------
+
+
+def plain_embedding(encoder: Encoder, text: str) -> np.ndarray:
+    """The model's own normalised embedding of ``text``, with no instruction focus."""
+    return np.asarray(encoder._model.encode([text], normalize_embeddings=True)[0])
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_prompt_with_a_head_embeds_as_the_normalised_sum_of_whole_and_head(
+    encoder: Encoder,
+) -> None:
+    head = instruction_head(REVIEW_PROMPT)
+    assert head is not None
+    expected = l2_normalise(
+        (plain_embedding(encoder, REVIEW_PROMPT) + encoder.encode([head])[0])[None, :]
+    )[0]
+
+    vector = encoder.encode([REVIEW_PROMPT])[0]
+
+    assert cosine(vector, expected) > 0.999
+
+
+def test_prompt_without_a_head_embeds_as_the_model_does(encoder: Encoder) -> None:
+    prompt = "what is the capital of France"
+
+    assert cosine(encoder.encode([prompt])[0], plain_embedding(encoder, prompt)) > 0.999
+
+
+def test_head_pulls_the_prompt_towards_its_task(encoder: Encoder) -> None:
+    task = encoder.encode(["summarise this text in a few sentences"])[0]
+
+    focused = encoder.encode([REVIEW_PROMPT])[0]
+
+    assert cosine(focused, task) > cosine(plain_embedding(encoder, REVIEW_PROMPT), task)
+
+
+def test_batch_mixing_prompts_with_and_without_heads_keeps_each_row_its_own(
+    encoder: Encoder,
+) -> None:
+    prompts = [
+        "what is the capital of France",
+        REVIEW_PROMPT,
+        "hello there",
+        "Translate into French\nI would like a coffee, please.",
+    ]
+
+    batch = encoder.encode(prompts)
+
+    assert batch.shape == (4, encoder.dimension)
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+    for row, prompt in zip(batch, prompts, strict=True):
+        assert cosine(row, encoder.encode([prompt])[0]) > 0.999, prompt
