@@ -396,6 +396,9 @@ def clustered_vectors(
     step = 100_000
     for start in range(0, count, step):
         size = min(step, count - start)
+        # 0.045 per dimension: cosine ~0.75 to the centre and ~0.56 between two members,
+        # about that of two utterances of one intent. With 0.07 (~0.35 between members) the
+        # tuned nprobe climbs to 256 and a search takes ~12 ms: see the README.
         noise = rng.standard_normal((size, dimension), dtype=np.float32) * 0.045
         vectors[start : start + size] = centres[rng.integers(0, clusters, size)] + noise
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
