@@ -115,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=Settings().embedding_model, help="embedding model")
     parser.add_argument(
         "--encoder-backend",
-        choices=["torch", "onnx"],
+        choices=["auto", "torch", "onnx"],
         default=Settings().encoder_backend,
-        help="encoder backend (default: SEMROUTE_ENCODER_BACKEND or torch)",
+        help="encoder backend (default: SEMROUTE_ENCODER_BACKEND, else auto)",
     )
     args = parser.parse_args(argv)
     if (args.train is None) == (args.routes is None):

@@ -137,6 +137,34 @@ class Completer:
         self.policy = policy
         self._call: Call = call or litellm.acompletion
 
+    def _begin(
+        self, model: str, role: Role
+    ) -> tuple[str, dict[str, Any], Callable[..., Attempt], Attempt | None]:
+        """Resolve ``model`` and start its attempt's clock.
+
+        Returns the model to call, its connection kwargs, a function that records the
+        attempt's outcome, and the attempt already recorded as skipped when a key is missing.
+        Attempts name the model actually called (it differs from the route's in local mode).
+        """
+        started = time.perf_counter()
+        target, connection = self.endpoints.resolve(model)
+
+        def record(outcome: Outcome, **extra: Any) -> Attempt:
+            latency = round((time.perf_counter() - started) * 1000, 3)
+            return Attempt(model=target, role=role, outcome=outcome, latency_ms=latency, **extra)
+
+        missing = self.endpoints.missing_keys(model)
+        skipped = (
+            record(
+                "skipped",
+                error_type="missing_api_key",
+                message=f"no API key for {model}: set {' or '.join(missing)}",
+            )
+            if missing
+            else None
+        )
+        return target, connection, record, skipped
+
     async def _attempt(
         self,
         model: str,
@@ -145,21 +173,9 @@ class Completer:
         params: dict[str, Any],
         timeout: float,
     ) -> tuple[Attempt, Any | None]:
-        started = time.perf_counter()
-        # Attempts name the model actually called (it differs from the route's in local mode).
-        target, connection = self.endpoints.resolve(model)
-
-        def record(outcome: Outcome, **extra: Any) -> Attempt:
-            latency = round((time.perf_counter() - started) * 1000, 3)
-            return Attempt(model=target, role=role, outcome=outcome, latency_ms=latency, **extra)
-
-        missing = self.endpoints.missing_keys(model)
-        if missing:
-            return record(
-                "skipped",
-                error_type="missing_api_key",
-                message=f"no API key for {model}: set {' or '.join(missing)}",
-            ), None
+        target, connection, record, skipped = self._begin(model, role)
+        if skipped is not None:
+            return skipped, None
         try:
             response = await asyncio.wait_for(
                 self._call(
@@ -283,19 +299,9 @@ class Completer:
     ) -> tuple[Attempt, tuple[Any, list[Any], float] | None]:
         """Start a stream and read it up to its first substantial chunk."""
         started = time.perf_counter()
-        target, connection = self.endpoints.resolve(model)
-
-        def record(outcome: Outcome, **extra: Any) -> Attempt:
-            latency = round((time.perf_counter() - started) * 1000, 3)
-            return Attempt(model=target, role=role, outcome=outcome, latency_ms=latency, **extra)
-
-        missing = self.endpoints.missing_keys(model)
-        if missing:
-            return record(
-                "skipped",
-                error_type="missing_api_key",
-                message=f"no API key for {model}: set {' or '.join(missing)}",
-            ), None
+        target, connection, record, skipped = self._begin(model, role)
+        if skipped is not None:
+            return skipped, None
         opening: list[Any] = []
         try:
             async with asyncio.timeout(timeout):

@@ -28,8 +28,10 @@ class Settings(BaseSettings):
     max_prompt_chars: int = Field(default=100_000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     encode_cache_size: int = Field(default=4096, ge=0)
-    encoder_backend: Literal["torch", "onnx"] = Field(
-        default="torch", description="torch (sentence-transformers) or onnx (int8, faster)."
+    encoder_backend: Literal["auto", "torch", "onnx"] = Field(
+        default="auto",
+        description="onnx (int8, faster, less memory; default model only), torch "
+        "(sentence-transformers, any model), or auto: onnx when it can serve the model.",
     )
     encoder_threads: int = Field(
         default=0, ge=0, description="ONNX Runtime intra-op threads; 0 lets it use every core."
