@@ -41,7 +41,8 @@ from service.evaluation import Example, read_clinc, read_examples, route_set_fro
 
 HOLDOUT = ROOT / "tests" / "data" / "default_routes_holdout.jsonl"
 CALIBRATION = ROOT / "routes" / "calibration.jsonl"
-CLINC = Path("/work/shared/data/clinc150/clinc150_dev.json")
+# The shared datasets sit beside the repository (../shared from its root).
+CLINC = Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150" / "clinc150_dev.json"
 SR_PATH = ROOT / ".bench-deps" / "semantic-router"
 OFFLINE = {
     "HF_HUB_OFFLINE": "1",

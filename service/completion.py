@@ -209,8 +209,16 @@ class Completer:
             ), None
         return record("ok", cost_usd=cost, usage=usage), response
 
-    async def run(self, job: CompletionJob) -> ChainResult:
-        """Try the job's models in order until one gives a usable answer or time runs out."""
+    async def _first_answer(
+        self,
+        job: CompletionJob,
+        try_model: Callable[[str, Role, float], Awaitable[tuple[Attempt, Any | None]]],
+    ) -> tuple[ChainResult, Any | None, float]:
+        """Walk the job's models until ``try_model`` returns something; the one chain loop.
+
+        Returns the record so far, what the successful attempt returned (or None), and the
+        deadline on the event loop's clock, for whatever step comes next.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.policy.deadline_s
         result = ChainResult(attempts=[])
@@ -219,17 +227,29 @@ class Completer:
             if remaining <= 0:
                 result.deadline_exceeded = True
                 break
-            timeout = min(self.policy.attempt_timeout_s, remaining)
-            attempt, response = await self._attempt(model, role, job.messages, job.params, timeout)
+            attempt, answer = await try_model(
+                model, role, min(self.policy.attempt_timeout_s, remaining)
+            )
             result.attempts.append(attempt)
-            if response is not None:
-                result.response, result.model = response, attempt.model
-                break
+            if answer is not None:
+                result.model = attempt.model
+                return result, answer, deadline
             if attempt.outcome == "timeout" and deadline - loop.time() <= 0.01:
                 result.deadline_exceeded = True
                 break
+        return result, None, deadline
+
+    async def run(self, job: CompletionJob) -> ChainResult:
+        """Try the job's models in order until one gives a usable answer or time runs out."""
+        result, response, deadline = await self._first_answer(
+            job,
+            lambda model, role, timeout: self._attempt(
+                model, role, job.messages, job.params, timeout
+            ),
+        )
+        result.response = response
         if result.ok and job.reviewer:
-            await self._review(job, result, deadline - loop.time())
+            await self._review(job, result, deadline - asyncio.get_running_loop().time())
         return result
 
     async def _review(self, job: CompletionJob, result: ChainResult, remaining: float) -> None:
@@ -267,27 +287,16 @@ class Completer:
         model; after it, the answer is committed to that model. Checks that need the whole
         answer (truncation, invalid JSON) and the reviewer do not apply to streams.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.policy.deadline_s
-        result = ChainResult(attempts=[])
-        for model, role in job.models:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                result.deadline_exceeded = True
-                break
-            timeout = min(self.policy.attempt_timeout_s, remaining)
-            attempt, opened = await self._open_stream(
+        result, opened, deadline = await self._first_answer(
+            job,
+            lambda model, role, timeout: self._open_stream(
                 model, role, job.messages, job.params, timeout
-            )
-            result.attempts.append(attempt)
-            if opened is not None:
-                result.model = attempt.model
-                stream, opening, started = opened
-                return StreamedAnswer(result, stream, opening, job.messages, deadline, started)
-            if attempt.outcome == "timeout" and deadline - loop.time() <= 0.01:
-                result.deadline_exceeded = True
-                break
-        return StreamedAnswer(result)
+            ),
+        )
+        if opened is None:
+            return StreamedAnswer(result)
+        stream, opening, started = opened
+        return StreamedAnswer(result, stream, opening, job.messages, deadline, started)
 
     async def _open_stream(
         self,

@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -82,7 +83,7 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors / norms, dtype=np.float32)
 
 
-class BaseEncoder:
+class BaseEncoder(ABC):
     """What every backend shares: clipping, instruction-head emphasis, normalisation, the cache.
 
     A text with an instruction head is embedded as the normalised sum of the whole text and
@@ -101,8 +102,9 @@ class BaseEncoder:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
 
+    @abstractmethod
     def _embed(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
-        raise NotImplementedError
+        """Raw (unnormalised) embeddings of already clipped texts, in order."""
 
     def encode(
         self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
