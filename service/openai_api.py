@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -67,6 +67,12 @@ class ChatCompletionRequest(BaseModel):
     stream_options: dict[str, Any] | None = None
     n: int | None = Field(default=None, ge=1)
     metadata: dict[str, MetadataValue] | None = None
+    # semroute's routing hints, sent by OpenAI clients through ``extra_body``.
+    quality: Literal["economy", "balanced", "best"] | None = None
+    max_cost_per_1k_tokens: float | None = Field(default=None, ge=0)
+    max_latency_ms: float | None = Field(default=None, gt=0)
+    conversation_id: str | None = Field(default=None, min_length=1, max_length=200)
+    tiebreak: bool = True
 
     _route_request: RouteRequest | None = PrivateAttr(default=None)
 
@@ -79,6 +85,11 @@ class ChatCompletionRequest(BaseModel):
                 messages=self.messages,
                 route=None if self.model == AUTO else self.model,
                 metadata=self.metadata or {},
+                quality=self.quality,
+                max_cost_per_1k_tokens=self.max_cost_per_1k_tokens,
+                max_latency_ms=self.max_latency_ms,
+                conversation_id=self.conversation_id,
+                tiebreak=self.tiebreak,
             )
         except ValidationError as error:
             problems = (str(e["msg"]).removeprefix("Value error, ") for e in error.errors())

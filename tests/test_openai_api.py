@@ -366,3 +366,27 @@ def test_a_stream_without_any_api_key_says_which_to_set(make_client, monkeypatch
     assert response.status_code == 502
     assert response.json()["error"]["type"] == "missing_api_key"
     assert "OPENAI_API_KEY" in response.json()["error"]["message"]
+
+
+def test_routing_hints_travel_in_the_body_like_openai_extra_body(make_client):
+    client = make_client()
+    first = client.post(
+        "/v1/chat/completions",
+        json={"model": "auto", "messages": user(MATHS), "conversation_id": "chat-7"},
+    )
+    follow_up = client.post(
+        "/v1/chat/completions",
+        json={"model": "auto", "messages": user("thanks, and now?"), "conversation_id": "chat-7"},
+    )
+    assert first.headers["x-semroute-route"] == "math"
+    assert follow_up.headers["x-semroute-route"] == "math"
+    assert follow_up.headers["x-semroute-method"] == "context"
+
+
+def test_an_unknown_quality_is_422(make_client):
+    response = make_client().post(
+        "/v1/chat/completions",
+        json={"model": "auto", "messages": user(MATHS), "quality": "ultra"},
+    )
+    assert response.status_code == 422
+    assert "quality" in response.json()["error"]["message"]
