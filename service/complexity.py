@@ -12,7 +12,6 @@ scikit-learn; applying is one dot product in NumPy.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
+from service.jsonl import text_rows
 from service.rules import approximate_tokens
 from service.tiers import Tier
 
@@ -110,15 +110,11 @@ def read_labelled(path: Path) -> tuple[list[str], list[int]]:
     """``{"text", "label": "easy"|"hard"}`` lines of ``path``."""
     texts: list[str] = []
     labels: list[int] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ComplexityDataError(f"{path}: line {number}: is not JSON ({error.msg})") from None
-        text = row.get("text") if isinstance(row, dict) else None
-        label = row.get("label") if isinstance(row, dict) else None
+    for number, row, problem in text_rows(path.read_text(encoding="utf-8")):
+        if problem and problem.startswith("not JSON"):
+            raise ComplexityDataError(f"{path}: line {number}: {problem}")
+        text = row.get("text") if row else None
+        label = row.get("label") if row else None
         if not isinstance(text, str) or not text.strip() or label not in LABELS:
             raise ComplexityDataError(
                 f"{path}: line {number}: needs a non-empty 'text' and 'label': easy or hard"

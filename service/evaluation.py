@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from service.jsonl import text_rows
 from service.routes import Route, RouterConfig, RouteSet
 
 OOS_LABELS = {"", "oos", "none", "out_of_scope", "no_route"}
@@ -53,19 +54,13 @@ def read_examples(path: Path) -> list[Example]:
                 if row["text"] and row["text"].strip():
                     examples.append(Example(row["text"].strip(), _label(row["label"])))
         return examples
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DatasetError(f"{path}:{number}: not JSON ({error.msg})") from error
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise DatasetError(f"{path}:{number}: expected an object with a 'text' string")
-        if "label" not in row:
+    for number, record, problem in text_rows(path.read_text(encoding="utf-8")):
+        if record is None:
+            raise DatasetError(f"{path}:{number}: {problem}")
+        if "label" not in record:
             raise DatasetError(f"{path}:{number}: no 'label' (use \"oos\" for out of scope)")
-        if row["text"].strip():
-            examples.append(Example(row["text"].strip(), _label(row.get("label"))))
+        if record["text"].strip():
+            examples.append(Example(record["text"].strip(), _label(record.get("label"))))
     return examples
 
 

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from service.encoder import EMBEDDING_SCHEME
+from service.jsonl import text_rows
 from service.rules import Rule, rule_route_problems
 from service.tiers import TieredModel
 
@@ -425,21 +426,10 @@ def _load_calibration(
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         return [], [Problem(str(path), "", f"cannot be read ({error})")]
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, row, problem in text_rows("\n".join(lines)):
         where = f"line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            problems.append(Problem(str(path), where, f"is not JSON ({error.msg})"))
-            continue
-        if (
-            not isinstance(row, dict)
-            or not isinstance(row.get("text"), str)
-            or not row["text"].strip()
-        ):
-            problems.append(Problem(str(path), where, "needs a non-empty 'text' string"))
+        if row is None or not row["text"].strip():
+            problems.append(Problem(str(path), where, problem or "needs a non-empty 'text'"))
             continue
         label = row.get("label")
         label = "" if label is None else str(label).strip()
