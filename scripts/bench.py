@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -44,6 +46,7 @@ CALIBRATION = ROOT / "routes" / "calibration.jsonl"
 # The shared datasets sit beside the repository (../shared from its root).
 CLINC = Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150" / "clinc150_dev.json"
 SR_PATH = ROOT / ".bench-deps" / "semantic-router"
+SHORT_TOKENS = (8, 24)  # the short prompts' range, in word pieces
 OFFLINE = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
@@ -56,14 +59,36 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+def token_count(text: str) -> int:
+    """Word pieces of the default model's tokenizer, without [CLS] and [SEP]."""
+    return len(_tokenizer().encode(text, add_special_tokens=False).ids)
+
+
+@functools.cache
+def _tokenizer() -> Any:
+    from tokenizers import Tokenizer
+
+    from service.encoder import resolve_model_path
+    from service.settings import DEFAULT_EMBEDDING_MODEL
+
+    tokenizer = Tokenizer.from_file(
+        str(Path(resolve_model_path(DEFAULT_EMBEDDING_MODEL)) / "tokenizer.json")
+    )
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
 def short_prompts(count: int, seed: int = 0) -> list[str]:
-    """Distinct prompts of about 15 tokens: the labelled prompts, then numbered variants."""
-    base = [example.text for path in (HOLDOUT, CALIBRATION) for example in read_examples(path)]
+    """Distinct prompts of about 15 tokens: the labelled prompts of 8 to 24 tokens, then
+    numbered variants of them ("... #12", two or three tokens more)."""
+    labelled = [example.text for path in (HOLDOUT, CALIBRATION) for example in read_examples(path)]
+    base = [text for text in labelled if SHORT_TOKENS[0] <= token_count(text) <= SHORT_TOKENS[1]]
     prompts = list(base)
     for i in range(count):
         if len(prompts) >= count:
             break
-        prompts.append(f"{base[i % len(base)]} (case {i})")
+        prompts.append(f"{base[i % len(base)]} #{i}")
     random.Random(seed).shuffle(prompts)
     return prompts[:count]
 
@@ -109,8 +134,6 @@ def prepare_state(folder: Path, backend: str) -> str:
     Others may edit routes/ while the benchmark runs; a snapshot keeps every part on the same
     routes. A stale index/ is rebuilt into the snapshot, never in place.
     """
-    import shutil
-
     from service.encoder import load_encoder
     from service.index import IndexProblem, build_index, check_index
     from service.routes import load_route_set
@@ -255,12 +278,98 @@ async def _load(url: str, prompts: list[str], concurrency: int, seconds: float) 
     }
 
 
-def load(url: str, prompts: list[str], concurrency: int, seconds: float) -> dict[str, float]:
+WRK_SCRIPT = """
+local bodies, count, i = {}, 0, 0
+local function read(path)
+  local out = {}
+  for line in io.lines(path) do out[#out + 1] = line end
+  return out
+end
+local next_thread = 0
+function setup(thread)
+  thread:set("first", next_thread * 7919)
+  next_thread = next_thread + 1
+end
+function init(args)
+  bodies = read(args[1])
+  count = #bodies
+  i = first or 0
+end
+function request()
+  i = i + 1
+  return wrk.format("POST", "/route", {["Content-Type"] = "application/json"},
+                    bodies[(i % count) + 1])
+end
+"""
+
+
+def wrk_load(url: str, prompts: list[str], concurrency: int, seconds: float) -> dict[str, float]:
+    """The same load from wrk (one thread): a C client spends far less CPU per request than
+    httpx, so on a 2-core machine more of it is left to the server being measured."""
+    with tempfile.TemporaryDirectory(prefix="semroute-wrk-") as folder:
+        bodies = Path(folder) / "bodies.jsonl"
+        bodies.write_text(
+            "".join(json.dumps({"prompt": p, "tiebreak": False}) + "\n" for p in prompts),
+            encoding="utf-8",
+        )
+        script = Path(folder) / "route.lua"
+        script.write_text(WRK_SCRIPT, encoding="utf-8")
+        httpx.post(url + "/route", json={"prompt": "warm-up request", "tiebreak": False})
+        result = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{concurrency}",
+                f"-d{max(1, round(seconds))}s",
+                "--latency",
+                "-s",
+                str(script),
+                url,
+                "--",
+                str(bodies),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        )
+    return parse_wrk(result.stdout)
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    """Requests/s, latency percentiles and failures from wrk's --latency report."""
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+    def millis(text: str) -> float:
+        number = text.rstrip("usm")
+        return float(number) * units[text[len(number) :]]
+
+    out: dict[str, float] = {"errors": 0}
+    for line in output.splitlines():
+        words = line.split()
+        if line.startswith("Requests/sec:"):
+            out["rps"] = float(words[1])
+        elif len(words) == 2 and words[0] in ("50%", "99%"):
+            out[f"p{words[0][:-1]}_ms"] = millis(words[1])
+        elif "requests in" in line:
+            out["requests"] = int(words[0])
+        elif line.strip().startswith(("Non-2xx", "Socket errors")):
+            out["errors"] += sum(int(w.rstrip(",")) for w in words if w.rstrip(",").isdigit())
+    if "rps" not in out:
+        raise RuntimeError(f"cannot read wrk's report: {output[-400:]}")
+    return out
+
+
+def load(
+    url: str, prompts: list[str], concurrency: int, seconds: float, client: str = "httpx"
+) -> dict[str, float]:
+    if client == "wrk":
+        return wrk_load(url, prompts, concurrency, seconds)
     return asyncio.run(_load(url, prompts, concurrency, seconds))
 
 
 def http_semroute(
-    backend: str, prompts: list[str], seconds: float, workers: int = 1
+    backend: str, prompts: list[str], seconds: float, workers: int = 1, client: str = "httpx"
 ) -> dict[str, Any]:
     command = [sys.executable, "-m", "service", "--log-level", "warning", "--workers", str(workers)]
     env = {"SEMROUTE_ENCODER_BACKEND": backend}
@@ -269,9 +378,9 @@ def http_semroute(
     with server(command, env, "/readyz") as running:
         # Each phase gets its own prompts: none is in the server's cache.
         thirds = [prompts[i::3] for i in range(3)]
-        c1 = load(running["url"], thirds[0], 1, seconds)
-        c8 = load(running["url"], thirds[1], 8, seconds)
-        c32 = load(running["url"], thirds[2], 32, seconds)
+        c1 = load(running["url"], thirds[0], 1, seconds, client)
+        c8 = load(running["url"], thirds[1], 8, seconds, client)
+        c32 = load(running["url"], thirds[2], 32, seconds, client)
         rss = peak_rss_mb(running["pid"])
     return {"ready_s": running["ready_s"], "c1": c1, "c8": c8, "c32": c32, "rss_mb": rss}
 
@@ -320,7 +429,7 @@ def serve_semantic_router(port: int, stats: Path) -> None:
 
 
 def http_semantic_router(
-    prompts: list[str], seconds: float, path: Path, in_process_prompts: int
+    prompts: list[str], seconds: float, path: Path, in_process_prompts: int, client: str = "httpx"
 ) -> dict[str, Any]:
     env = {
         "PYTHONPATH": os.pathsep.join(p for p in (str(path), str(ROOT)) if p),
@@ -340,7 +449,7 @@ def http_semantic_router(
         stats = Path(folder) / "stats.json"
         command = [sys.executable, __file__, "--serve-semantic-router", str(stats)]
         with server(command, env, "/readyz") as running:
-            c32 = load(running["url"], prompts, 32, seconds)
+            c32 = load(running["url"], prompts, 32, seconds, client)
             rss = peak_rss_mb(running["pid"])
         in_process_ms = json.loads(stats.read_text(encoding="utf-8"))
     return {"version": probe.stdout.strip(), "c32": c32, "rss_mb": rss, **in_process_ms}
@@ -488,6 +597,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, help="where to write the JSON (required)")
     parser.add_argument("--backend", choices=["torch", "onnx"], default="onnx")
     parser.add_argument("--seconds", type=float, default=None, help="per load phase")
+    parser.add_argument(
+        "--client",
+        choices=["auto", "httpx", "wrk"],
+        default="auto",
+        help="HTTP load generator (auto: wrk when it is on PATH, else httpx)",
+    )
     parser.add_argument("--semantic-router-path", type=Path, default=SR_PATH)
     parser.add_argument("--serve-semantic-router", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -501,7 +616,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(key, value)
     seconds = args.seconds or (6.0 if args.quick else 15.0)
     other = "torch" if args.backend == "onnx" else "onnx"
-    report: dict[str, Any] = {"backend": args.backend, "quick": args.quick, "errors": {}}
+    client = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
+    report: dict[str, Any] = {
+        "backend": args.backend,
+        "client": client,
+        "quick": args.quick,
+        "errors": {},
+    }
     snapshot = tempfile.TemporaryDirectory(prefix="semroute-bench-state-")
     report["index_source"] = prepare_state(Path(snapshot.name), args.backend)
     short = short_prompts(300)
@@ -514,7 +635,12 @@ def main(argv: list[str] | None = None) -> int:
     few = 50 if args.quick else 100
     theirs = attempt(report, f"in-process {other}", in_process, other, short[:few], long[:5])
     http_prompts = short_prompts(30_000, seed=2)
-    http = attempt(report, "http", http_semroute, args.backend, http_prompts, seconds)
+    report["short_prompt_tokens"] = round(float(np.mean([token_count(p) for p in short[:200]])), 1)
+    report["http_prompt_tokens"] = round(
+        float(np.mean([token_count(p) for p in http_prompts[:3000]])), 1
+    )
+    report["long_prompt_tokens"] = round(float(np.mean([token_count(p) for p in long])), 1)
+    http = attempt(report, "http", http_semroute, args.backend, http_prompts, seconds, 1, client)
     sr = attempt(
         report,
         "semantic-router",
@@ -523,6 +649,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds,
         args.semantic_router_path,
         few,
+        client,
     )
     clinc = read_clinc(CLINC, ["train"]) if CLINC.exists() else []
     build15 = attempt(report, "build 15k", build_time, args.backend, clinc) if clinc else None
@@ -540,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
             short_prompts(30_000, seed=3),
             seconds,
             2,
+            client,
         )
 
     def get(part: dict[str, Any] | None, *keys: str) -> Any:
@@ -596,6 +724,9 @@ def main(argv: list[str] | None = None) -> int:
     snapshot.cleanup()
     r = report
     rows: list[tuple[str, Any, str, bool | None]] = [
+        ("short prompts: mean tokens (in-process / HTTP)", r["short_prompt_tokens"], "~15", None),
+        ("  (HTTP)", r["http_prompt_tokens"], "", None),
+        ("long prompts: mean tokens (before clipping)", r["long_prompt_tokens"], "~1000", None),
         (
             f"decision p50 ms, short ({args.backend})",
             r["decision_p50_ms"],
@@ -652,6 +783,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    print(f"HTTP load from {client}; backend {args.backend}")
     print(table(rows))
     for name, error in report["errors"].items():
         print(f"{name}: {error}")

@@ -47,8 +47,14 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
+        # With the ONNX backend this also derives and caches the int8 graph the server loads.
         encoder = load_encoder(
-            args.model, settings.encoder_backend, settings.embedding_device, cache_size=0
+            args.model,
+            settings.encoder_backend,
+            settings.embedding_device,
+            cache_size=0,
+            graph=settings.onnx_graph,
+            cache_dir=settings.cache_dir,
         )
         manifest = build_index(
             route_set,

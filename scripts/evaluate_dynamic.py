@@ -2,8 +2,8 @@
 
     python scripts/evaluate_dynamic.py
 
-Prints held-out accuracy and AUROC of the complexity estimate (trained on
-routes/complexity.jsonl, scored on tests/data/complexity_holdout.jsonl), and multi-turn
+Prints held-out accuracy and AUROC of the complexity estimate (the one stored in index/,
+fitted from routes/complexity.jsonl; scored on tests/data/complexity_holdout.jsonl), and multi-turn
 routing accuracy with and without context (tests/data/multiturn.jsonl).
 """
 
@@ -36,7 +36,10 @@ async def main() -> None:
     encoder = Encoder()
     route_set, index = load_state(Settings(routes_dir=args.routes, index_dir=args.index))
 
-    model = complexity.train_from_file(args.routes / complexity.COMPLEXITY_FILE, encoder)
+    # The served model; fitted here only for routes whose index has none.
+    model = index.complexity or complexity.train_from_file(
+        args.routes / complexity.COMPLEXITY_FILE, encoder
+    )
     held_out = complexity.evaluate(model, args.data / "complexity_holdout.jsonl", encoder)
     print(
         f"complexity: {held_out.examples} held-out prompts, "

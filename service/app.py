@@ -60,6 +60,8 @@ def create_app(
                 settings.embedding_device,
                 settings.encode_cache_size,
                 settings.encoder_threads,
+                settings.onnx_graph,
+                settings.cache_dir,
             )
         engine = build_engine(settings, route_set, index, model, llm_call)
         await engine.router.decide(RouteRequest(prompt="warm up the encoder", tiebreak=False))

@@ -4,10 +4,11 @@ A logistic regression over the prompt embedding plus a few surface features (len
 approximate tokens, line count, code-symbol and math-symbol density, sentence count),
 trained from ``routes/complexity.jsonl`` (``{"text", "label": "easy" | "hard"}``).
 
-It is trained when the engine starts, and only if some route lists tiered ``models``: the
-labelled file is small (a few hundred prompts embed in about a second on a CPU), so no
-artefact has to be kept in sync with it, and routes without tiers cost nothing. Fitting uses
-scikit-learn; applying is one dot product in NumPy.
+It is fitted when the index is built (``service/index.py``) and stored beside it as
+``complexity-<build id>.npz``; the examples are part of the index fingerprint, so editing
+them makes the index stale. The serving process only loads the weights: fitting uses
+scikit-learn (slow to import, heavy in memory), applying is one dot product in NumPy. The
+router applies it only when some route lists tiered ``models``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -33,6 +34,7 @@ BEST_ABOVE = 0.65
 CODE_CHARS = set("{}()[];=<>_`#\\|&")
 MATH_CHARS = set("0123456789+-*/^=∫∑√π≤≥≠∞∂")
 SENTENCE_END = re.compile(r"[.?!](\s|$)")
+SURFACE_FEATURES = 5
 
 
 class Embeds(Protocol):
@@ -59,7 +61,7 @@ def surface_features(texts: Sequence[str]) -> np.ndarray:
                 math.log1p(len(SENTENCE_END.findall(text))),
             ]
         )
-    return np.asarray(rows, dtype=np.float32).reshape(len(texts), 5)
+    return np.asarray(rows, dtype=np.float32).reshape(len(texts), SURFACE_FEATURES)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,24 @@ class ComplexityModel:
     def hard_probability(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         logits = self._design(vectors, texts) @ self.weights + self.bias
         return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "weights": self.weights,
+            "bias": np.asarray(self.bias, dtype=np.float64),
+            "feature_mean": self.feature_mean,
+            "feature_std": self.feature_std,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Any) -> ComplexityModel:
+        """The model saved by ``to_arrays`` (``arrays``: that dict or an opened ``.npz``)."""
+        return cls(
+            weights=np.asarray(arrays["weights"], dtype=np.float32),
+            bias=float(arrays["bias"]),
+            feature_mean=np.asarray(arrays["feature_mean"], dtype=np.float32),
+            feature_std=np.asarray(arrays["feature_std"], dtype=np.float32),
+        )
 
 
 def tier_for(hard_probability: float) -> Tier:
@@ -126,9 +146,18 @@ def read_labelled(path: Path) -> tuple[list[str], list[int]]:
     return texts, labels
 
 
+def fit_examples(
+    examples: Sequence[tuple[str, int]], encoder: Embeds, batch_size: int = 64
+) -> ComplexityModel:
+    """Embed ``(text, label)`` pairs with ``encoder`` and fit the model on them."""
+    texts = [text for text, _ in examples]
+    vectors = encoder.encode(texts, batch_size=batch_size)
+    return fit(vectors, texts, [label for _, label in examples])
+
+
 def train_from_file(path: Path, encoder: Embeds) -> ComplexityModel:
     texts, labels = read_labelled(path)
-    return fit(encoder.encode(texts), texts, labels)
+    return fit_examples(list(zip(texts, labels, strict=True)), encoder)
 
 
 @dataclass(frozen=True)

@@ -113,11 +113,12 @@ def build_engine(
     return Engine(route_set=route_set, index=index, router=router, completer=completer)
 
 
-def current_engine(request: Request) -> Engine:
+async def current_engine(request: Request) -> Engine:
     """FastAPI dependency: the engine serving now (503 until start-up has finished).
 
     The one pinned when the request arrived (``reload.EngineLeaseMiddleware``), so a reload
-    during the request does not switch engines halfway through it.
+    during the request does not switch engines halfway through it. ``async`` although it
+    never awaits: FastAPI runs a plain ``def`` dependency on a worker thread, a hop per request.
     """
     engine: Engine | None = getattr(request.state, "engine", None) or request.app.state.engine
     if engine is None:

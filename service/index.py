@@ -1,9 +1,11 @@
 """The on-disk index: FAISS vectors plus ``manifest.json``, written atomically, checked on load.
 
-Layout of ``index/``: ``manifest.json`` names the vector file it belongs to
-(``vectors-<build id>.faiss``) together with its sha256. A build writes the new vector file
-first and then replaces the manifest in one ``os.replace``; that rename is the commit point,
-so a build that fails or is interrupted before it leaves the previous index serving.
+Layout of ``index/``: ``manifest.json`` names the files it belongs to, each with its sha256:
+the vectors (``vectors-<build id>.faiss``), the route classifier (``classifier-<build id>.npz``)
+and, when the routes have complexity examples, the prompt-complexity model
+(``complexity-<build id>.npz``). A build writes the new files first and then replaces the
+manifest in one ``os.replace``; that rename is the commit point, so a build that fails or is
+interrupted before it leaves the previous index serving.
 """
 
 from __future__ import annotations
@@ -13,20 +15,24 @@ import json
 import os
 import tempfile
 import time
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import faiss
 import numpy as np
 
-from service import __version__, classifier
+from service import __version__, classifier, complexity
+from service.complexity import ComplexityModel
 from service.routes import RouteSet, fingerprint
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 2
 BUILD_COMMAND = "python scripts/build_index.py"
+T = TypeVar("T")
 
 
 DEFAULT_APPROX_ABOVE = 200_000
@@ -131,6 +137,8 @@ class LoadedIndex:
     utterances: tuple[str, ...]
     model: classifier.LinearModel | None = None
     calibration: classifier.Calibration | None = None
+    # None when the routes have no complexity examples: tiered routes keep their own model.
+    complexity: ComplexityModel | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -168,15 +176,16 @@ def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def _write_file(index_dir: Path, name: str, write: Any, written: list[Path]) -> str:
-    """Write ``name`` through a temporary file; returns its sha256 (hashed before the rename)."""
+def _write_file(index_dir: Path, name: str, write: Any, written: list[Path]) -> dict[str, str]:
+    """Write ``name`` through a temporary file; returns its manifest entry (path and sha256,
+    hashed before the rename)."""
     temp = index_dir / f".{name}.tmp"
     written.append(temp)
     write(temp)
     checksum = _sha256(temp)
     os.replace(temp, index_dir / name)
     written.append(index_dir / name)
-    return checksum
+    return {"path": name, "sha256": checksum}
 
 
 def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -186,10 +195,10 @@ def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def _remove_unreferenced(index_dir: Path, keep: set[str]) -> None:
     for path in index_dir.iterdir():
-        artefact = path.name.startswith(("vectors-", "classifier-"))
-        stale_vectors = artefact and path.name not in keep
+        artefact = path.name.startswith(("vectors-", "classifier-", "complexity-"))
+        stale_artefact = artefact and path.name not in keep
         leftover_temp = path.name.startswith(".") and path.suffix == ".tmp"
-        if stale_vectors or leftover_temp:
+        if stale_artefact or leftover_temp:
             path.unlink(missing_ok=True)
 
 
@@ -201,7 +210,12 @@ def build_index(
     batch_size: int = 64,
     approx_above: int = DEFAULT_APPROX_ABOVE,
 ) -> dict[str, Any]:
-    """Embed every utterance, write the index, and return the manifest that was committed."""
+    """Embed every utterance, write the index, and return the manifest that was committed.
+
+    The classifier and, when the routes have complexity examples, the complexity model are
+    fitted here too, so the serving process only loads weights (no scikit-learn, no fitting
+    at start-up).
+    """
     started = time.perf_counter()
     entries = [
         {"route": route.name, "utterance": utterance}
@@ -230,23 +244,34 @@ def build_index(
         [None if label is None else route_names.index(label) for _, label in held_out],
         accept_rate=route_set.config.accept_rate,
     )
+    complexity_model = (
+        complexity.fit_examples(route_set.complexity, encoder, batch_size)
+        if route_set.complexity
+        else None
+    )
 
     index_dir.mkdir(parents=True, exist_ok=True)
     print_ = fingerprint(route_set, encoder.model_id)
     build_id = f"{print_[:12]}-{int(time.time() * 1000)}"
     vectors_name = f"vectors-{build_id}.faiss"
     model_name = f"classifier-{build_id}.npz"
+    files: dict[str, dict[str, str]] = {}
     written: list[Path] = []
     try:
-        vectors_sum = _write_file(
+        files["vectors"] = _write_file(
             index_dir, vectors_name, lambda path: faiss.write_index(index, str(path)), written
         )
-        model_sum = _write_file(
-            index_dir,
-            model_name,
-            lambda path: _save_arrays(path, model.to_arrays()),
-            written,
+        files["classifier"] = _write_file(
+            index_dir, model_name, lambda path: _save_arrays(path, model.to_arrays()), written
         )
+        if complexity_model is not None:
+            weights = complexity_model.to_arrays()
+            files["complexity"] = _write_file(
+                index_dir,
+                f"complexity-{build_id}.npz",
+                lambda path: _save_arrays(path, weights),
+                written,
+            )
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
@@ -259,16 +284,14 @@ def build_index(
         "index_type": index_params["type"],
         "index_params": index_params,
         "encoder_backend": getattr(encoder, "backend", None),
+        "encoder_graph": getattr(encoder, "graph", None),
         "metric": "inner_product",
         "normalized": True,
         "fingerprint": print_,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 3),
         "routes": {route.name: len(route.utterances) for route in route_set.routes},
-        "files": {
-            "vectors": {"path": vectors_name, "sha256": vectors_sum},
-            "classifier": {"path": model_name, "sha256": model_sum},
-        },
+        "files": files,
         "calibration": calibration.to_json(),
         "route_order": route_names,
         "entries": entries,
@@ -279,7 +302,7 @@ def build_index(
         for path in written:
             path.unlink(missing_ok=True)
         raise
-    _remove_unreferenced(index_dir, keep={vectors_name, model_name})
+    _remove_unreferenced(index_dir, keep={entry["path"] for entry in files.values()})
     return manifest
 
 
@@ -314,7 +337,10 @@ def staleness(manifest: dict[str, Any], route_set: RouteSet, embedding_model: st
             f"the service is configured with '{embedding_model}'"
         )
     if manifest["fingerprint"] != fingerprint(route_set, embedding_model):
-        return "the routes changed since the index was built (utterances or route names differ)"
+        return (
+            "the routes changed since the index was built (utterances, calibration or "
+            "complexity examples or route names differ)"
+        )
     return None
 
 
@@ -328,11 +354,13 @@ def check_index(index_dir: Path, route_set: RouteSet, embedding_model: str) -> d
 
 
 def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> LoadedIndex:
-    """Read the vectors named by the manifest, verifying their checksum and shape."""
+    """Read the vectors and models named by the manifest, verifying checksums and shapes."""
     manifest = manifest or read_manifest(index_dir)
     try:
         path = _verified(index_dir, manifest["files"]["vectors"])
         model_path = _verified(index_dir, manifest["files"]["classifier"])
+        complexity_entry = manifest["files"].get("complexity")
+        complexity_path = _verified(index_dir, complexity_entry) if complexity_entry else None
         entries = manifest["entries"]
         route_names = tuple(manifest["route_order"])
         calibration = classifier.Calibration.from_json(manifest["calibration"])
@@ -340,11 +368,10 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
         raise IndexCorruptError(
             f"{index_dir}/{MANIFEST} lacks or garbles {error}; rebuild it with: {BUILD_COMMAND}"
         ) from error
-    try:
-        with np.load(model_path) as arrays:
-            model = classifier.LinearModel.from_arrays(arrays)
-    except (OSError, ValueError, KeyError) as error:
-        raise IndexCorruptError(f"{model_path} cannot be read ({error})") from error
+    model = _read_arrays(model_path, classifier.LinearModel.from_arrays)
+    complexity_model = (
+        _read_arrays(complexity_path, ComplexityModel.from_arrays) if complexity_path else None
+    )
     try:
         faiss_index = faiss.read_index(str(path))
         _apply_index_params(faiss_index, manifest.get("index_params"))
@@ -359,6 +386,14 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
         raise IndexCorruptError(
             f"{model_path} does not fit {len(route_names)} routes; rebuild it with: {BUILD_COMMAND}"
         )
+    # The complexity weights cover the embedding plus the surface features.
+    if complexity_model is not None and complexity_model.weights.shape != (
+        manifest["embedding_dim"] + complexity.SURFACE_FEATURES,
+    ):
+        raise IndexCorruptError(
+            f"{complexity_path} does not fit {manifest['embedding_dim']}-d vectors; "
+            f"rebuild it with: {BUILD_COMMAND}"
+        )
     position = {name: i for i, name in enumerate(route_names)}
     labels = np.fromiter(
         (position[e["route"]] for e in entries), dtype=np.int64, count=len(entries)
@@ -371,7 +406,19 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
         utterances=tuple(entry["utterance"] for entry in entries),
         model=model,
         calibration=calibration,
+        complexity=complexity_model,
     )
+
+
+def _read_arrays(path: Path, from_arrays: Callable[[Any], T]) -> T:
+    """The model ``from_arrays`` builds from the ``.npz`` at ``path``, or IndexCorruptError."""
+    try:
+        with np.load(path) as arrays:
+            return from_arrays(arrays)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        raise IndexCorruptError(
+            f"{path} cannot be read ({error}); rebuild it with: {BUILD_COMMAND}"
+        ) from error
 
 
 def _verified(index_dir: Path, described: dict[str, str]) -> Path:

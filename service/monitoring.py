@@ -74,7 +74,7 @@ def tiebreaker_outcomes(state: Any) -> Callable[[], Mapping[str, int]]:
     return read
 
 
-def current_monitor(request: Request) -> Monitor:
-    """FastAPI dependency: the app's monitor."""
+async def current_monitor(request: Request) -> Monitor:
+    """FastAPI dependency: the app's monitor (``async``, so no worker-thread hop)."""
     monitor: Monitor = request.app.state.monitor
     return monitor

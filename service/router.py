@@ -1,7 +1,8 @@
 """The decision pipeline: override -> rules -> semantic match -> accept, tie-break or default.
 
 After the route is known, a conversation may keep its previous route (``context``), and a
-route with tiered models picks one of them (``tiers``, ``complexity``).
+route with tiered models picks one of them (``tiers``, ``complexity``; the complexity model
+is fitted at index build and loaded with the index).
 
 CPU work (embedding, search, scoring) runs on one worker thread so the event loop keeps
 serving while a prompt is encoded; everything else here is cheap bookkeeping.
@@ -10,14 +11,15 @@ serving while a prompt is encoded; everything else here is cheap bookkeeping.
 from __future__ import annotations
 
 import asyncio
-import logging
+import dataclasses
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+import faiss
 import numpy as np
 
 from service import complexity, context, scoring
@@ -31,7 +33,6 @@ from service.schemas import Candidate, Decision, Match, Method, RouteRequest
 from service.tiers import LatencyTracker, TierRequest, choose_model, litellm_cost_per_1k
 
 MAX_CANDIDATES = 5
-log = logging.getLogger("semroute")
 
 
 class Embedder(Protocol):
@@ -72,7 +73,24 @@ class SemanticResult:
     neighbour_ids: np.ndarray
     abstain: scoring.Abstain | None
     evidence: float  # what the acceptance threshold was compared with
+    # The prompt's embedding (the latest turn's, for a conversation), reused by the
+    # complexity estimate so a tiered route does not encode the prompt twice.
+    vector: np.ndarray
     confidence: float | None = None
+
+
+def single_threaded_math() -> None:
+    """Keep BLAS and OpenMP (NumPy's and FAISS's) on the calling thread.
+
+    The encoder's ONNX Runtime threads own the cores; the classifier's and the search's small
+    products gain nothing from more threads, and idle BLAS/OpenMP workers spinning beside
+    the encoder slowed a 4-prompt batch's scoring from 0.4 ms to 7.6 ms and its encoding by
+    half. OpenMP settings are per thread, so this runs on the encoder thread itself.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    faiss.omp_set_num_threads(1)
 
 
 class Router:
@@ -101,7 +119,9 @@ class Router:
         self.max_prompt_chars = max_prompt_chars
         self.tiebreaker = tiebreaker
         self._routes = [route_set.get(name) for name in index.route_names]
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="semroute-encode")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="semroute-encode", initializer=single_threaded_math
+        )
         # Concurrent single-prompt decisions share one encoder call (service/batching.py).
         self.batcher: MicroBatcher[str, SemanticResult] = MicroBatcher(
             self.semantic_batch, self._executor, max_batch=batch_max, max_wait_ms=batch_wait_ms
@@ -119,38 +139,13 @@ class Router:
             for route in route_set.routes
             for entry in route.models
         }
-        self._trainer: ThreadPoolExecutor | None = None
-        self._complexity: Future[complexity.ComplexityModel] | None = None
-        if route_set.complexity and any(len(route.models) > 1 for route in route_set.routes):
-            # Trained off the start-up path: the first tiered decision waits for it.
-            self._trainer = ThreadPoolExecutor(1, thread_name_prefix="semroute-complexity")
-            self._complexity = self._trainer.submit(self._train_complexity)
+        # Without tiered routes there is nothing to choose between, so no estimate is made.
+        tiered = any(len(route.models) > 1 for route in route_set.routes)
+        self._complexity = index.complexity if tiered else None
 
     def close(self) -> None:
         self.batcher.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
-        if self._trainer is not None:
-            self._trainer.shutdown(wait=False, cancel_futures=True)
-
-    def _train_complexity(self) -> complexity.ComplexityModel:
-        texts = [text for text, _ in self.route_set.complexity]
-        labels = [label for _, label in self.route_set.complexity]
-        vectors = self.encoder.encode(texts, batch_size=16)
-        return complexity.fit(vectors, texts, labels)
-
-    async def complexity_model(self) -> complexity.ComplexityModel | None:
-        """The trained complexity estimate (waits for training), or None without one.
-
-        Decisions do not wait for it (until it is trained, a tiered route keeps its own
-        model); tests and warm-ups may await it.
-        """
-        if self._complexity is None:
-            return None
-        try:
-            return await asyncio.wrap_future(self._complexity)
-        except Exception:
-            log.exception("the complexity estimate could not be trained; using route defaults")
-            return None
 
     def semantic_context(self, turns: list[str]) -> SemanticResult:
         """Semantic result of the latest turn with earlier user turns as weaker evidence."""
@@ -158,7 +153,9 @@ class Router:
         if len(turns) == 1:
             return self.semantic(turns[0])
         vectors = np.stack([self.encoder.encode_one(turn) for turn in turns])
-        return self.score_vectors(context.combine(vectors)[None, :])[0]
+        result = self.score_vectors(context.combine(vectors)[None, :])[0]
+        # Routed by the mixed vector, but the complexity is that of the latest turn alone.
+        return dataclasses.replace(result, vector=vectors[-1])
 
     def semantic(self, text: str) -> SemanticResult:
         """Embed, search and score one prompt (CPU-bound; called off the event loop)."""
@@ -219,7 +216,13 @@ class Router:
                 evidence = float(ranked.scores[0]) if len(ranked.scores) else -1.0
             results.append(
                 SemanticResult(
-                    ranked, similarities[row], row_ids, abstain, evidence, row_confidence
+                    ranked=ranked,
+                    similarities=similarities[row],
+                    neighbour_ids=row_ids,
+                    abstain=abstain,
+                    evidence=evidence,
+                    vector=vectors[row],
+                    confidence=row_confidence,
                 )
             )
         return results
@@ -227,16 +230,21 @@ class Router:
     async def decide(self, request: RouteRequest) -> Decision:
         """The full pipeline: route (see ``_route``), conversation stickiness, then the model."""
         started = time.perf_counter()
-        decision = await self._route(request, started)
+        decision, result = await self._route(request, started)
         if request.conversation_id is not None:
             decision = self._stick(request.conversation_id, decision)
             self.conversations.set(request.conversation_id, decision.route)
-        decision = await self._pick_model(request, decision)
+        decision = await self._pick_model(
+            request, decision, None if result is None else result.vector
+        )
         return decision.model_copy(
             update={"latency_ms": round((time.perf_counter() - started) * 1000, 3)}
         )
 
-    async def _route(self, request: RouteRequest, started: float) -> Decision:
+    async def _route(
+        self, request: RouteRequest, started: float
+    ) -> tuple[Decision, SemanticResult | None]:
+        """The route, and the semantic stage's result when that stage ran."""
         text = request.routable_text()
         if len(text) > self.max_prompt_chars:
             raise PromptTooLargeError(
@@ -249,15 +257,16 @@ class Router:
                     f"unknown route '{request.route}'; known routes: "
                     f"{', '.join(self.route_set.names)}"
                 )
-            return self._decision(route, "override", None, None, started, request.explain)
+            return self._decision(route, "override", None, None, started, request.explain), None
         matched = self.rules.match(text, request.metadata) if self.rules else None
         if matched is not None:
             route = self.route_set.get(matched.rule.route)
             assert route is not None, "rules are validated against the routes at load time"
             # A rule's own model, if it names one, is applied by _pick_model.
-            return self._decision(
+            decision = self._decision(
                 route, "rule", None, None, started, request.explain, note=matched.label
             )
+            return decision, None
 
         loop = asyncio.get_running_loop()
         turns = request.user_turns()
@@ -268,14 +277,15 @@ class Router:
         ranked, reason = result.ranked, result.abstain
         top = self._routes[int(ranked.positions[0])] if len(ranked.positions) else None
         if top is not None and reason is None:
-            return self._decision(top, "semantic", result, None, started, request.explain)
+            return self._decision(top, "semantic", result, None, started, request.explain), result
         chosen: str | None = None
         if self.tiebreaker is not None and request.tiebreak and len(ranked.positions):
             shortlist = [self._routes[int(p)] for p in ranked.positions]
             chosen = await self.tiebreaker.choose(text, [r for r in shortlist if r is not None])
             route = self.route_set.get(chosen) if chosen else None
             if route is not None:
-                return self._decision(route, "llm", result, reason, started, request.explain)
+                decision = self._decision(route, "llm", result, reason, started, request.explain)
+                return decision, result
         undecided = chosen != NO_ROUTE
         if top is not None and undecided and self.route_set.config.undecided == "top":
             note = (
@@ -283,12 +293,14 @@ class Router:
                 if self.tiebreaker is None or not request.tiebreak
                 else ("tie-breaker failed")
             )
-            return self._decision(
+            decision = self._decision(
                 top, "semantic", result, reason, started, request.explain, note=note
             )
-        return self._decision(
+            return decision, result
+        decision = self._decision(
             self.route_set.default, "default", result, reason, started, request.explain
         )
+        return decision, result
 
     def _decision(
         self,
@@ -375,8 +387,14 @@ class Router:
             }
         )
 
-    async def _pick_model(self, request: RouteRequest, decision: Decision) -> Decision:
-        """The model of the chosen route: a rule's model, a tiered pick, or the route's own."""
+    async def _pick_model(
+        self, request: RouteRequest, decision: Decision, vector: np.ndarray | None
+    ) -> Decision:
+        """The model of the chosen route: a rule's model, a tiered pick, or the route's own.
+
+        ``vector`` is the prompt's embedding when the semantic stage computed it; override
+        and rule decisions have none, and the prompt is encoded here if the estimate needs it.
+        """
         route = self.route_set.get(decision.route)
         if route is None:
             return decision
@@ -393,14 +411,14 @@ class Router:
         hard: float | None = None
         wanted = request.quality
         if wanted is None:
-            # Never wait for training: until it is done, the route's own model stands.
-            ready = self._complexity is not None and self._complexity.done()
-            estimate = await self.complexity_model() if ready else None
-            if estimate is not None:
+            if self._complexity is not None:
                 text = request.routable_text()
-                loop = asyncio.get_running_loop()
-                vector = await loop.run_in_executor(self._executor, self.encoder.encode_one, text)
-                hard = float(estimate.hard_probability(vector[None, :], [text])[0])
+                if vector is None:
+                    loop = asyncio.get_running_loop()
+                    vector = await loop.run_in_executor(
+                        self._executor, self.encoder.encode_one, text
+                    )
+                hard = float(self._complexity.hard_probability(vector[None, :], [text])[0])
                 wanted = complexity.tier_for(hard)
             else:
                 own = [entry.tier for entry in route.models if entry.model == route.model]

@@ -447,16 +447,20 @@ def _load_calibration(
 def fingerprint(route_set: RouteSet, embedding_model: str) -> str:
     """Hash of everything the index is built from.
 
-    That is route names, utterances, calibration prompts, the calibrated acceptance rate and
-    the embedding model. Models, fallbacks, thresholds and descriptions are left out on
-    purpose: changing them takes effect at the next start without re-embedding anything.
+    That is route names, utterances, calibration prompts, the calibrated acceptance rate,
+    the complexity examples and the embedding model. Models, fallbacks, thresholds and
+    descriptions are left out on purpose: changing them takes effect at the next start
+    without re-embedding anything.
     """
-    canonical = {
+    canonical: dict[str, Any] = {
         "embedding_model": embedding_model,
         "embedding_scheme": EMBEDDING_SCHEME,
         "routes": {route.name: list(route.utterances) for route in route_set.routes},
         "calibration": [list(example) for example in route_set.calibration],
         "accept_rate": route_set.config.accept_rate,
     }
+    if route_set.complexity:
+        # Only when present: an index built without complexity examples stays current.
+        canonical["complexity"] = [list(example) for example in route_set.complexity]
     payload = json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(payload).hexdigest()

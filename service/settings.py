@@ -33,6 +33,16 @@ class Settings(BaseSettings):
         description="onnx (int8, faster, less memory; default model only), torch "
         "(sentence-transformers, any model), or auto: onnx when it can serve the model.",
     )
+    onnx_graph: Literal["int8", "shipped"] = Field(
+        default="int8",
+        description="ONNX backend graph: int8 (dynamically quantised, derived once and cached; "
+        "about twice as fast) or shipped (the packaged graph, float32 arithmetic).",
+    )
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Where derived artefacts (the int8 encoder graph) are cached; default "
+        "$XDG_CACHE_HOME/semroute or ~/.cache/semroute.",
+    )
     encoder_threads: int = Field(
         default=0, ge=0, description="ONNX Runtime intra-op threads; 0 lets it use every core."
     )

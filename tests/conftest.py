@@ -141,6 +141,36 @@ def small_index(small_index_template: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(small_index_template, tmp_path / "index"))
 
 
+COMPLEXITY_EXAMPLES = REPO_ROOT / "routes" / "complexity.jsonl"
+
+
+def add_complexity_examples(folder: Path) -> Path:
+    """Copy the shipped complexity examples into the route folder ``folder``; return it."""
+    shutil.copy(COMPLEXITY_EXAMPLES, folder / "complexity.jsonl")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def complexity_index_template(encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The index of ``SMALL_ROUTES`` plus the shipped complexity examples, built once.
+
+    Models are not part of the fingerprint, so it also fits any variant of those routes
+    that only adds tiered ``models``.
+    """
+    base = tmp_path_factory.mktemp("complexity")
+    folder = add_complexity_examples(
+        write_route_folder(base / "routes", SMALL_ROUTES, SMALL_ROUTER)
+    )
+    build_index(load_route_set(folder), encoder, base / "index")
+    return base / "index"
+
+
+@pytest.fixture
+def complexity_index(complexity_index_template: Path, tmp_path: Path) -> Path:
+    """A copy of ``complexity_index_template`` in this test's own folder."""
+    return Path(shutil.copytree(complexity_index_template, tmp_path / "complexity-index"))
+
+
 @pytest.fixture
 def settings(small_routes: Path, small_index: Path) -> Settings:
     return Settings(routes_dir=small_routes, index_dir=small_index)

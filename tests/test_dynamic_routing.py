@@ -1,13 +1,24 @@
 """Dynamic routing: tiered models per route, chosen by quality, cost, latency or complexity."""
 
 import copy
-import shutil
+import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
-from conftest import REPO_ROOT, SMALL_ROUTER, SMALL_ROUTES, WriteRoutes
+from conftest import (
+    CODING_PROMPT,
+    REPO_ROOT,
+    SMALL_ROUTER,
+    SMALL_ROUTES,
+    WriteRoutes,
+    add_complexity_examples,
+    offline_env,
+)
 from llm_fixtures import (  # noqa: F401
     API_ROUTES,
     MakeClient,
@@ -20,7 +31,7 @@ from llm_fixtures import (  # noqa: F401
 from service import complexity
 from service.encoder import Encoder
 from service.index import load_index
-from service.router import Router
+from service.router import Embedder, Router
 from service.routes import RouteSetError, load_route_set
 from service.schemas import RouteRequest
 from service.tiers import (
@@ -60,20 +71,45 @@ def tiered_routes(**coding: Any) -> dict[str, Any]:
     return routes
 
 
+class CountingEncoder:
+    """The real encoder, recording every prompt embedded one at a time."""
+
+    def __init__(self, inner: Encoder):
+        self.inner = inner
+        self.encoded: list[str] = []
+
+    def encode_one(self, text: str) -> np.ndarray:
+        self.encoded.append(text)
+        return self.inner.encode_one(text)
+
+    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        return self.inner.encode(texts, batch_size=batch_size, progress=progress)
+
+
 @pytest.fixture
 def make_router(
-    tmp_path: Path, write_routes: WriteRoutes, small_index: Path, encoder: Encoder
+    tmp_path: Path,
+    write_routes: WriteRoutes,
+    small_index: Path,
+    complexity_index: Path,
+    encoder: Encoder,
 ) -> Iterator[MakeRouter]:
-    """``make_router(with_complexity=False, **coding_fields)``: coding has tiered models."""
+    """``make_router(with_complexity=False, embedder=None, **coding_fields)``: coding has
+    tiered models; with complexity, the routes hold complexity examples and the index was
+    built from them."""
     routers: list[Router] = []
 
-    def make(with_complexity: bool = False, **coding: Any) -> Router:
+    def make(
+        with_complexity: bool = False, embedder: Embedder | None = None, **coding: Any
+    ) -> Router:
         folder = write_routes(
             tmp_path / f"routes-{len(routers)}", tiered_routes(**coding), SMALL_ROUTER
         )
+        index = small_index
         if with_complexity:
-            shutil.copy(TRAINING, folder / complexity.COMPLEXITY_FILE)
-        router = Router(load_route_set(folder), load_index(small_index), encoder)
+            add_complexity_examples(folder)
+            index = complexity_index
+        router = Router(load_route_set(folder), load_index(index), embedder or encoder)
         routers.append(router)
         return router
 
@@ -199,26 +235,16 @@ async def test_requested_quality_picks_the_route_s_model_and_tier(
     assert decision.complexity is None, "the request said which quality it wants"
 
 
-async def test_without_a_complexity_estimate_the_route_s_own_model_is_kept(
+async def test_an_index_built_without_complexity_examples_keeps_the_route_s_own_model(
     make_router: MakeRouter,
 ) -> None:
-    decision = await make_router(model=FULL).decide(
-        RouteRequest(prompt=HARD_PROMPT, route="coding")
-    )
-
-    assert (decision.model, decision.tier) == (FULL, "best")
-
-
-async def test_decisions_do_not_wait_for_the_complexity_estimate_to_train(
-    make_router: MakeRouter,
-) -> None:
-    router = make_router(with_complexity=True)
+    router = make_router(model=FULL)
+    assert router.index.complexity is None
 
     decision = await router.decide(RouteRequest(prompt=HARD_PROMPT, route="coding"))
 
-    if decision.complexity is None:  # still training: the route's own model (gpt-4.1)
-        assert (decision.model, decision.tier) == (FULL, "best")
-    assert await router.complexity_model() is not None
+    assert decision.complexity is None
+    assert (decision.model, decision.tier) == (FULL, "best")
 
 
 async def test_routes_without_tiers_are_unchanged(make_router: MakeRouter) -> None:
@@ -234,7 +260,6 @@ async def test_complexity_lowers_the_tier_for_easy_prompts_and_raises_it_for_har
     make_router: MakeRouter,
 ) -> None:
     router = make_router(with_complexity=True)
-    assert await router.complexity_model() is not None
 
     easy = await router.decide(RouteRequest(prompt=EASY_PROMPT, route="coding"))
     hard = await router.decide(RouteRequest(prompt=HARD_PROMPT, route="coding"))
@@ -245,7 +270,60 @@ async def test_complexity_lowers_the_tier_for_easy_prompts_and_raises_it_for_har
     assert (hard.model, hard.tier) == (FULL, "best")
 
 
+async def test_a_semantic_decision_reuses_the_prompt_s_embedding_for_its_complexity(
+    make_router: MakeRouter, encoder: Encoder
+) -> None:
+    counting = CountingEncoder(encoder)
+    router = make_router(with_complexity=True, embedder=counting)
+
+    semantic = await router.decide(RouteRequest(prompt=CODING_PROMPT))
+    embedded_once = list(counting.encoded)
+    override = await router.decide(RouteRequest(prompt=CODING_PROMPT, route="coding"))
+
+    assert (semantic.method, semantic.route) == ("semantic", "coding")
+    assert embedded_once == [CODING_PROMPT]
+    assert counting.encoded == [CODING_PROMPT] * 2, "an override has no embedding to reuse"
+    assert semantic.complexity is not None
+    assert semantic.complexity == override.complexity
+
+
+async def test_a_conversation_s_complexity_is_that_of_its_latest_message(
+    make_router: MakeRouter,
+) -> None:
+    router = make_router(with_complexity=True)
+    messages = [
+        {"role": "user", "content": "write a python function that parses ISO dates"},
+        {"role": "assistant", "content": "Here it is."},
+        {"role": "user", "content": HARD_PROMPT},
+    ]
+
+    conversation = await router.decide(RouteRequest(messages=messages))
+    alone = await router.decide(RouteRequest(prompt=HARD_PROMPT, route="coding"))
+
+    assert conversation.route == "coding"
+    assert conversation.complexity is not None
+    assert conversation.complexity == alone.complexity
+
+
 # -- the complexity estimate --------------------------------------------------------------------
+
+
+def test_complexity_weights_round_trip_through_arrays() -> None:
+    rng = np.random.default_rng(0)
+    model = complexity.ComplexityModel(
+        weights=rng.normal(size=8 + complexity.SURFACE_FEATURES).astype(np.float32),
+        bias=-0.3,
+        feature_mean=rng.normal(size=complexity.SURFACE_FEATURES).astype(np.float32),
+        feature_std=rng.uniform(0.5, 2, complexity.SURFACE_FEATURES).astype(np.float32),
+    )
+    vectors = rng.normal(size=(3, 8)).astype(np.float32)
+    texts = [EASY_PROMPT, HARD_PROMPT, "x = [i**2 for i in range(10)]"]
+
+    restored = complexity.ComplexityModel.from_arrays(model.to_arrays())
+
+    assert np.array_equal(
+        restored.hard_probability(vectors, texts), model.hard_probability(vectors, texts)
+    )
 
 
 def test_complexity_separates_held_out_easy_and_hard_prompts(encoder: Encoder) -> None:
@@ -273,6 +351,52 @@ def test_a_bad_complexity_label_is_rejected_naming_the_line(
 
 
 # -- through the API ----------------------------------------------------------------------------
+
+SERVE_AND_LIST_SKLEARN = """
+import json, sys
+from fastapi.testclient import TestClient
+from service.app import create_app_from_env
+
+with TestClient(create_app_from_env()) as client:
+    bodies = [{"prompt": sys.argv[1]}, {"prompt": sys.argv[1], "route": "coding"}]
+    decisions = [client.post("/route", json=body).json() for body in bodies]
+sklearn = sorted(name for name in sys.modules if name.split(".")[0] == "sklearn")
+print(json.dumps({"decisions": decisions, "sklearn": sklearn}))
+"""
+
+
+def test_serving_tiered_routes_with_a_complexity_estimate_never_imports_sklearn(
+    tmp_path: Path, write_routes: WriteRoutes, complexity_index: Path
+) -> None:
+    """scikit-learn is for fitting at build time; the serving process only loads weights.
+
+    The ONNX encoder backend is used: the torch one imports sklearn through
+    sentence-transformers.
+    """
+    routes = add_complexity_examples(write_routes(tmp_path / "r", tiered_routes(), SMALL_ROUTER))
+    env = offline_env(
+        SEMROUTE_ROUTES_DIR=str(routes),
+        SEMROUTE_INDEX_DIR=str(complexity_index),
+        SEMROUTE_ENCODER_BACKEND="onnx",
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE_AND_LIST_SKLEARN, CODING_PROMPT],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    served = json.loads(result.stdout.splitlines()[-1])
+    semantic, override = served["decisions"]
+    assert (semantic["route"], semantic["method"]) == ("coding", "semantic")
+    assert override["method"] == "override"
+    assert semantic["complexity"] is not None and override["complexity"] is not None
+    assert served["sklearn"] == []
+
 
 TIERED_MATH = {
     **API_ROUTES,

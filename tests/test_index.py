@@ -4,14 +4,16 @@ import copy
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 import pytest
-from conftest import SMALL_ROUTER, SMALL_ROUTES, WriteRoutes
+from conftest import SMALL_ROUTER, SMALL_ROUTES, WriteRoutes, add_complexity_examples
 
+from service import complexity
 from service import index as index_module
 from service.encoder import Encoder
 from service.index import (
@@ -35,6 +37,11 @@ def _edited_route_set(tmp_path: Path, write_routes: WriteRoutes) -> RouteSet:
     routes = copy.deepcopy(SMALL_ROUTES)
     routes["cooking"]["utterances"].append("how do I sharpen a kitchen knife")
     return load_route_set(write_routes(tmp_path / "edited-routes", routes, SMALL_ROUTER))
+
+
+def _complexity_routes(tmp_path: Path, write_routes: WriteRoutes) -> Path:
+    """``SMALL_ROUTES`` plus the shipped complexity examples: the routes of ``complexity_index``."""
+    return add_complexity_examples(write_routes(tmp_path / "cx-routes", SMALL_ROUTES, SMALL_ROUTER))
 
 
 # -- build and load ---------------------------------------------------------------------------
@@ -77,8 +84,30 @@ def test_manifest_records_what_the_index_was_built_from(
     assert model["sha256"] == hashlib.sha256((small_index / model["path"]).read_bytes()).hexdigest()
     assert manifest["route_order"] == ["coding", "cooking", "greetings"]
     assert manifest["calibration"]["source"] == "cross-validation"
+    assert "complexity" not in manifest["files"], "the routes have no complexity examples"
     assert sorted(p.name for p in small_index.iterdir()) == sorted(
         [MANIFEST, vectors["path"], model["path"]]
+    )
+    assert load_index(small_index).complexity is None
+
+
+def test_complexity_examples_are_fitted_at_build_and_load_back_unchanged(
+    complexity_index: Path, tmp_path: Path, write_routes: WriteRoutes, encoder: Encoder
+) -> None:
+    route_set = load_route_set(_complexity_routes(tmp_path, write_routes))
+    fitted = complexity.fit_examples(route_set.complexity, encoder)
+
+    entry = read_manifest(complexity_index)["files"]["complexity"]
+    loaded = load_index(complexity_index).complexity
+
+    path = complexity_index / entry["path"]
+    assert path.name.startswith("complexity-") and path.suffix == ".npz"
+    assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert loaded is not None
+    texts = [text for text, _ in route_set.complexity[:20]]
+    vectors = encoder.encode(texts)
+    assert np.allclose(
+        loaded.hard_probability(vectors, texts), fitted.hard_probability(vectors, texts), atol=1e-6
     )
 
 
@@ -130,6 +159,27 @@ def test_index_is_stale_after_the_routes_change_and_names_the_rebuild_command(
     assert "scripts/build_index.py" in str(caught.value)
 
 
+def test_index_is_stale_after_the_complexity_examples_change(
+    complexity_index: Path, encoder: Encoder, tmp_path: Path, write_routes: WriteRoutes
+) -> None:
+    folder = _complexity_routes(tmp_path, write_routes)
+    check_index(complexity_index, load_route_set(folder), encoder.model_id)
+    examples = folder / complexity.COMPLEXITY_FILE
+    examples.write_text(
+        examples.read_text(encoding="utf-8") + '{"text": "hi there", "label": "easy"}\n',
+        encoding="utf-8",
+    )
+
+    with pytest.raises(IndexStaleError) as caught:
+        check_index(complexity_index, load_route_set(folder), encoder.model_id)
+
+    assert "complexity examples" in str(caught.value)
+    assert "scripts/build_index.py" in str(caught.value)
+    examples.unlink()
+    with pytest.raises(IndexStaleError):
+        check_index(complexity_index, load_route_set(folder), encoder.model_id)
+
+
 def test_index_is_stale_for_another_embedding_model(
     small_route_set: RouteSet, small_index: Path
 ) -> None:
@@ -149,24 +199,43 @@ def test_missing_index_says_how_to_build_it(small_route_set: RouteSet, tmp_path:
         load_index(tmp_path / "empty")
 
 
-def test_truncated_vector_file_fails_its_checksum(small_index: Path) -> None:
-    vectors = small_index / read_manifest(small_index)["files"]["vectors"]["path"]
-    vectors.write_bytes(vectors.read_bytes()[:-100])
+ARTEFACTS = ("vectors", "classifier", "complexity")
+
+
+@pytest.mark.parametrize("artefact", ARTEFACTS)
+def test_truncated_artefact_fails_its_checksum(complexity_index: Path, artefact: str) -> None:
+    path = complexity_index / read_manifest(complexity_index)["files"][artefact]["path"]
+    path.write_bytes(path.read_bytes()[:-100])
 
     with pytest.raises(IndexCorruptError) as caught:
-        load_index(small_index)
+        load_index(complexity_index)
 
     assert "checksum" in str(caught.value)
-    assert vectors.name in str(caught.value)
+    assert path.name in str(caught.value)
     assert "scripts/build_index.py" in str(caught.value)
 
 
-def test_deleted_vector_file_is_reported_as_corrupt(small_index: Path) -> None:
-    vectors = small_index / read_manifest(small_index)["files"]["vectors"]["path"]
-    vectors.unlink()
+@pytest.mark.parametrize("artefact", ARTEFACTS)
+def test_deleted_artefact_is_reported_as_corrupt(complexity_index: Path, artefact: str) -> None:
+    path = complexity_index / read_manifest(complexity_index)["files"][artefact]["path"]
+    path.unlink()
 
     with pytest.raises(IndexCorruptError, match="is missing"):
-        load_index(small_index)
+        load_index(complexity_index)
+
+
+def test_complexity_file_that_is_not_the_model_is_refused_even_with_its_checksum(
+    complexity_index: Path,
+) -> None:
+    manifest = read_manifest(complexity_index)
+    entry = manifest["files"]["complexity"]
+    path = complexity_index / entry["path"]
+    path.write_bytes(b"not an npz archive")
+    entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (complexity_index / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+
+    with pytest.raises(IndexCorruptError, match=r"cannot be read.*scripts/build_index\.py"):
+        load_index(complexity_index)
 
 
 def test_unreadable_manifest_is_reported_as_corrupt(small_index: Path) -> None:
@@ -279,13 +348,24 @@ def test_build_interrupted_while_committing_the_manifest_leaves_the_previous_ind
     _assert_previous_index_intact(small_index, before, manifest)
 
 
+def _complexity_route_set(tmp_path: Path, write_routes: WriteRoutes) -> RouteSet:
+    return load_route_set(_complexity_routes(tmp_path, write_routes))
+
+
+@pytest.mark.parametrize(
+    "new_routes",
+    [_edited_route_set, _complexity_route_set],
+    ids=["edited utterances", "with complexity examples"],
+)
 def test_build_interrupted_while_writing_the_manifest_leaves_the_previous_index(
     small_index: Path,
     encoder: Encoder,
     tmp_path: Path,
     write_routes: WriteRoutes,
     monkeypatch: pytest.MonkeyPatch,
+    new_routes: Callable[[Path, WriteRoutes], RouteSet],
 ) -> None:
+    """Every artefact the build wrote (vectors, classifier, complexity model) is removed."""
     manifest, before = read_manifest(small_index), _snapshot(small_index)
 
     def interrupted(*args: Any, **kwargs: Any) -> None:
@@ -294,7 +374,7 @@ def test_build_interrupted_while_writing_the_manifest_leaves_the_previous_index(
     monkeypatch.setattr(index_module, "_write_json_atomically", interrupted)
 
     with pytest.raises(KeyboardInterrupt):
-        build_index(_edited_route_set(tmp_path, write_routes), encoder, small_index)
+        build_index(new_routes(tmp_path, write_routes), encoder, small_index)
 
     _assert_previous_index_intact(small_index, before, manifest)
 
@@ -342,3 +422,15 @@ def test_rebuild_commits_the_new_index_and_removes_the_old_vector_file(
     assert loaded.fingerprint == fingerprint(edited, encoder.model_id)
     assert "how do I sharpen a kitchen knife" in loaded.utterances
     check_index(small_index, edited, encoder.model_id)
+
+
+def test_rebuild_without_complexity_examples_removes_the_old_complexity_file(
+    complexity_index: Path, encoder: Encoder, small_route_set: RouteSet
+) -> None:
+    old = read_manifest(complexity_index)["files"]["complexity"]["path"]
+
+    manifest = build_index(small_route_set, encoder, complexity_index)
+
+    assert "complexity" not in manifest["files"]
+    assert not (complexity_index / old).exists()
+    assert load_index(complexity_index).complexity is None
