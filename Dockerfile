@@ -8,7 +8,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
-    LITELLM_LOCAL_MODEL_COST_MAP=True
+    LITELLM_LOCAL_MODEL_COST_MAP=True \
+    SEMROUTE_CACHE_DIR=/app/.cache
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin semroute
 WORKDIR /app
@@ -22,7 +23,8 @@ COPY service ./service
 RUN pip install .
 
 # Routes, scripts and the index built from them; a route change means a new image (or see
-# deploy/k8s.yaml, which rebuilds the index from a ConfigMap in an initContainer).
+# deploy/k8s.yaml, which rebuilds the index from a ConfigMap in an initContainer). The build
+# also derives the int8 encoder graph into SEMROUTE_CACHE_DIR, so it ships in the image.
 COPY scripts ./scripts
 COPY routes ./routes
 RUN python scripts/build_index.py --quiet \

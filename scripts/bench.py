@@ -373,8 +373,7 @@ def http_semroute(
 ) -> dict[str, Any]:
     command = [sys.executable, "-m", "service", "--log-level", "warning", "--workers", str(workers)]
     env = {"SEMROUTE_ENCODER_BACKEND": backend}
-    if workers > 1:
-        env["SEMROUTE_ENCODER_THREADS"] = "1"
+    # With several workers, python -m service splits the cores between their encoders.
     with server(command, env, "/readyz") as running:
         # Each phase gets its own prompts: none is in the server's cache.
         thirds = [prompts[i::3] for i in range(3)]

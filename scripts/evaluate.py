@@ -119,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         default=Settings().encoder_backend,
         help="encoder backend (default: SEMROUTE_ENCODER_BACKEND, else auto)",
     )
+    parser.add_argument(
+        "--onnx-graph",
+        choices=["int8", "shipped"],
+        default=Settings().onnx_graph,
+        help="graph of the onnx backend (default: SEMROUTE_ONNX_GRAPH, else int8)",
+    )
     args = parser.parse_args(argv)
     if (args.train is None) == (args.routes is None):
         parser.error("give either --train (with optional --calibration) or --routes")
@@ -136,7 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         route_set, config=route_set.config.model_copy(update={"scoring": args.method})
     )
 
-    encoder = load_encoder(args.model, args.encoder_backend, cache_size=0)
+    encoder = load_encoder(
+        args.model,
+        args.encoder_backend,
+        cache_size=0,
+        graph=args.onnx_graph,
+        cache_dir=Settings().cache_dir,
+    )
     with tempfile.TemporaryDirectory(prefix="semroute-eval-") as folder:
         started = time.perf_counter()
         build_index(route_set, encoder, Path(folder))
@@ -160,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "method": args.method,
         "embedding_model": args.model,
-        "encoder_backend": args.encoder_backend,
+        "encoder_backend": getattr(encoder, "backend", args.encoder_backend),
+        "onnx_graph": getattr(encoder, "graph", None),
         **metrics(results),
         "decisions_per_second": round(len(test) / route_seconds, 1) if route_seconds else None,
         "abstain_rate": float(np.mean([r.abstain is not None for r in decided])),

@@ -7,6 +7,7 @@ with one readable message and the command that fixes it, not a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import uvicorn
@@ -27,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as error:
         print(f"semroute cannot start:\n{error}", file=sys.stderr)
         return 2
+    if args.workers > 1 and "SEMROUTE_ENCODER_THREADS" not in os.environ:
+        # Each worker has its own encoder; together they should not ask for more threads
+        # than there are cores, or they preempt one another mid-batch.
+        threads = max(1, (os.cpu_count() or 1) // args.workers)
+        os.environ["SEMROUTE_ENCODER_THREADS"] = str(threads)
     uvicorn.run(
         "service.app:create_app_from_env",
         factory=True,

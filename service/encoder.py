@@ -266,8 +266,11 @@ class OnnxEncoder(BaseEncoder):
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        # Idle threads sleep instead of spinning: the event loop and other workers share the cores.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Workers spin between the graph's operators instead of sleeping: waking a sleeping
+        # thread per operator made one short prompt 2.2 ms instead of 1.1 ms with two threads,
+        # and HTTP /route 290 req/s instead of 410 with one client (600 vs 585 with 32). With
+        # one thread (several uvicorn workers) there is no worker to spin.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
 
         def session(source: Path | bytes) -> Any:
             where = str(source) if isinstance(source, Path) else source

@@ -1,0 +1,59 @@
+"""``python -m service``: refuses to start on a broken set-up, splits the cores between workers."""
+
+from typing import Any
+
+import pytest
+
+from service import __main__ as entry
+from service.engine import StartupError
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """uvicorn.run replaced by a recorder; the set-up check always passes."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(entry, "load_state", lambda settings: None)
+    monkeypatch.setattr(entry.uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    monkeypatch.delenv("SEMROUTE_ENCODER_THREADS", raising=False)
+    monkeypatch.setattr(entry.os, "cpu_count", lambda: 4)
+    return calls
+
+
+def test_workers_share_the_cores_between_their_encoders(
+    started: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert entry.main(["--workers", "2", "--port", "8123"]) == 0
+
+    assert started[0]["workers"] == 2 and started[0]["port"] == 8123
+    assert entry.os.environ["SEMROUTE_ENCODER_THREADS"] == "2"
+
+
+def test_an_explicit_thread_count_is_kept(
+    started: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEMROUTE_ENCODER_THREADS", "3")
+
+    entry.main(["--workers", "4"])
+
+    assert entry.os.environ["SEMROUTE_ENCODER_THREADS"] == "3"
+
+
+def test_one_worker_leaves_the_thread_count_to_onnx_runtime(
+    started: list[dict[str, Any]],
+) -> None:
+    entry.main([])
+
+    assert started[0]["workers"] == 1
+    assert "SEMROUTE_ENCODER_THREADS" not in entry.os.environ
+
+
+def test_a_broken_setup_exits_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(settings: Any) -> None:
+        raise StartupError("no index in index/; build it with: python scripts/build_index.py")
+
+    monkeypatch.setattr(entry, "load_state", refuse)
+
+    assert entry.main([]) == 2
+    assert "python scripts/build_index.py" in capsys.readouterr().err
