@@ -159,6 +159,7 @@ def prepare_state(folder: Path, backend: str) -> str:
 
 def in_process(backend: str, short: list[str], long: list[str]) -> dict[str, Any]:
     """Router.decide one prompt at a time (the latency a request sees, queueing excluded)."""
+    from service.app import freeze_startup_objects
     from service.encoder import load_encoder
     from service.engine import build_engine, load_state
     from service.schemas import RouteRequest
@@ -169,6 +170,7 @@ def in_process(backend: str, short: list[str], long: list[str]) -> dict[str, Any
     encoder = load_encoder(settings.embedding_model, backend, cache_size=4096)
     engine = build_engine(settings, route_set, index, encoder)
     router = engine.router
+    freeze_startup_objects()  # as the service does once it is ready
 
     async def timed(prompts: list[str]) -> list[float]:
         await router.decide(RouteRequest(prompt="warm up the encoder", tiebreak=False))

@@ -8,6 +8,7 @@ loaded in the lifespan, and ``/readyz`` says when it is warm.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -66,6 +67,7 @@ def create_app(
         engine = build_engine(settings, route_set, index, model, llm_call)
         await engine.router.decide(RouteRequest(prompt="warm up the encoder", tiebreak=False))
         app.state.engine = engine
+        freeze_startup_objects()
         try:
             async with reload.hot_reload(app):
                 yield
@@ -109,6 +111,18 @@ def create_app(
     app.include_router(monitoring_api.router)
     app.include_router(reload.router)
     return app
+
+
+def freeze_startup_objects() -> None:
+    """Keep the objects made at start-up out of every later garbage collection.
+
+    Imports (litellm above all) leave about 400,000 objects; a full collection walks them all
+    and paused the event loop for about 215 ms, which was the whole p99 of /route under load.
+    They live as long as the process, so ``gc.freeze`` moves them to a generation the
+    collector never visits. Objects of a reload's new engine are not frozen.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def create_app_from_env() -> FastAPI:

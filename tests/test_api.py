@@ -1,6 +1,7 @@
 """The HTTP API through the real ASGI app: /route, /routes, probes, errors, start-up checks."""
 
 import copy
+import gc
 import json
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -244,6 +245,18 @@ def test_healthz_and_readyz_answer_200_once_started(client: TestClient, small_in
     assert ready.json()["status"] == "ready"
     assert ready.json()["vectors"] == 17
     assert ready.json()["index_fingerprint"] == read_manifest(small_index)["fingerprint"]
+
+
+def test_start_up_objects_are_kept_out_of_garbage_collection(
+    settings: Settings, encoder: Encoder
+) -> None:
+    """Start-up freezes what it leaves, so a full collection no longer walks it."""
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+
+    with TestClient(create_app(settings, encoder=encoder)) as started:
+        assert started.get("/readyz").status_code == 200
+        assert gc.get_freeze_count() > 10_000
 
 
 def test_readyz_is_503_until_the_lifespan_has_run(settings: Settings, encoder: Encoder) -> None:
