@@ -204,8 +204,8 @@ def in_process(backend: str, short: list[str], long: list[str]) -> dict[str, Any
         "long_p99_ms": percentile(long_ms, 99),
         "cached_p50_ms": percentile(cached_ms, 50),
         "decisions_per_s_c32": batched,
-        "batches": router.batcher.batches,
-        "largest_batch": router.batcher.largest,
+        "batches": router.semantic.batcher.batches,
+        "largest_batch": router.semantic.batcher.largest,
     }
 
 

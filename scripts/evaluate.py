@@ -39,8 +39,8 @@ from service.evaluation import (
     route_set_from_examples,
 )
 from service.index import build_index, load_index
-from service.router import Router
 from service.routes import RouteSet, RouteSetError, load_route_set
+from service.semantic import SemanticStage
 from service.settings import Settings
 
 
@@ -153,12 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         build_index(route_set, encoder, Path(folder))
         build_seconds = time.perf_counter() - started
-        router = Router(route_set, load_index(Path(folder)), encoder)
+        stage = SemanticStage(route_set, load_index(Path(folder)), encoder)
         started = time.perf_counter()
-        decided = router.semantic_many([example.text for example in test])
+        decided = stage.score_many([example.text for example in test])
         route_seconds = time.perf_counter() - started
 
-    names = router.index.route_names
+    names = stage.index.route_names
     results: list[Scored] = []
     for example, result in zip(test, decided, strict=True):
         top = names[int(result.ranked.positions[0])] if len(result.ranked.positions) else None
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         "routes": len(route_set.routes),
         "train_utterances": sum(len(r.utterances) for r in route_set.routes),
         "calibration_examples": len(route_set.calibration),
-        "calibration_source": router.index.calibration.source if router.index.calibration else None,
+        "calibration_source": stage.index.calibration.source if stage.index.calibration else None,
         "build_seconds": round(build_seconds, 2),
         "route_seconds": round(route_seconds, 2),
     }

@@ -30,8 +30,8 @@ from service.encoder import load_encoder
 from service.engine import NotReadyError, StartupError, build_engine, load_state
 from service.errors import BodyLimitMiddleware, error_response, install_error_handlers
 from service.monitoring import Monitor, tiebreaker_outcomes
-from service.router import Embedder
 from service.schemas import ErrorResponse, RouteRequest
+from service.semantic import Embedder
 from service.settings import Settings
 
 __all__ = ["StartupError", "create_app", "create_app_from_env", "load_state"]

@@ -25,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from service.routes import RouteSet
 from service.schemas import Decision, RouteRequest
 
 LATEST_WEIGHT = 0.7
@@ -72,6 +73,36 @@ class ConversationStore:
             self._routes.move_to_end(conversation_id)
             while len(self._routes) > self.max_size:
                 self._routes.popitem(last=False)
+
+
+def stick(decision: Decision, previous: str | None, route_set: RouteSet) -> Decision:
+    """Keep the conversation's previous route unless the new turn clearly belongs elsewhere.
+
+    Clearly: an accepted semantic decision whose confidence (classifier scoring) or margin
+    (knn scoring) reaches ``stickiness``. Override and rule decisions always stand.
+    ``previous`` is the route of the conversation's last decision, None for a new one.
+    """
+    if previous is None or previous == decision.route or decision.method in ("override", "rule"):
+        return decision
+    if decision.method == "semantic" and decision.reason is None:
+        clarity = decision.confidence if decision.confidence is not None else decision.margin
+        if clarity is not None and clarity >= route_set.config.stickiness:
+            return decision
+    route = route_set.get(previous)
+    if route is None:  # the route was removed by a reload
+        return decision
+    return decision.model_copy(
+        update={
+            "route": route.name,
+            "model": route.model,
+            "fallbacks": list(route.fallbacks),
+            "method": "context",
+            "score": next((c.score for c in decision.candidates if c.route == previous), None),
+            "confidence": None,
+            "reason": f"conversation stays on '{previous}': '{decision.route}' "
+            f"({decision.method}) was not clear enough",
+        }
+    )
 
 
 class Decides(Protocol):

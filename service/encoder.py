@@ -295,6 +295,12 @@ class OnnxEncoder(BaseEncoder):
         else:
             raise EncoderError(f"unknown onnx graph '{graph}' (int8 or shipped)")
         self.graph = graph
+        # The int8 graph quantises each product's input with one scale for the whole pass,
+        # so a row's vector would depend on the rows beside it (a cosine of 0.993 on average
+        # between a prompt encoded alone and in a batch of 32, and 34 of 980 decisions
+        # changed). One row per pass keeps a prompt's vector, and so its route, independent
+        # of concurrent traffic; it costs about a fifth of the batched throughput.
+        self._rows_per_pass = 1 if graph == "int8" else None
         self.model_id = model
         self.dimension = int(self._session.get_outputs()[0].shape[-1])
         self.max_chars = max_tokens * CHARS_PER_TOKEN
@@ -303,7 +309,7 @@ class OnnxEncoder(BaseEncoder):
         encodings = self._tokenizer.encode_batch(texts)
         lengths = [len(encoding.ids) for encoding in encodings]
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for chunk in length_chunks(lengths, max(1, batch_size)):
+        for chunk in length_chunks(lengths, self._rows_per_pass or max(1, batch_size)):
             width = max(lengths[i] for i in chunk)
             ids = np.zeros((len(chunk), width), dtype=np.int64)
             mask = np.zeros((len(chunk), width), dtype=np.int64)

@@ -21,8 +21,9 @@ from service.index import (
     staleness,
 )
 from service.providers import Endpoints
-from service.router import Embedder, Router
+from service.router import Router
 from service.routes import RouteSet, RouteSetError, load_route_set
+from service.semantic import Embedder
 from service.settings import Settings
 from service.tiebreak import LLMTiebreaker
 

@@ -150,7 +150,7 @@ async def reload_engine(app: FastAPI) -> tuple[Engine, Engine]:
                 settings,
                 route_set,
                 index,
-                current.router.encoder,
+                current.router.semantic.encoder,
                 getattr(app.state, "llm_call", None),
             )
         except StartupError as error:

@@ -143,7 +143,7 @@ async def test_concurrent_decisions_match_one_at_a_time_decisions(router: Router
 
     assert [d.route for d in together] == [d.route for d in alone]
     assert [d.score for d in together] == pytest.approx([d.score for d in alone], abs=1e-5)
-    assert router.batcher.largest > 1
+    assert router.semantic.batcher.largest > 1
 
 
 async def test_repeated_prompts_are_served_from_the_encoder_cache(

@@ -31,9 +31,10 @@ from llm_fixtures import (  # noqa: F401
 from service import complexity
 from service.encoder import Encoder
 from service.index import load_index
-from service.router import Embedder, Router
+from service.router import Router
 from service.routes import RouteSetError, load_route_set
 from service.schemas import RouteRequest
+from service.semantic import Embedder
 from service.tiers import (
     LatencyTracker,
     TieredModel,

@@ -78,6 +78,17 @@ def test_int8_vectors_stay_close_to_the_float32_ones(derived: Path) -> None:
     assert cosines.min() > 0.95
 
 
+def test_a_prompt_s_int8_vector_does_not_depend_on_its_batch(derived: Path) -> None:
+    """Dynamic quantisation scales a whole pass at once; rows must not share passes."""
+    encoder = OnnxEncoder(cache_size=0, graph="int8", cache_dir=derived.parent)
+    prompt = TEXTS[0]
+
+    alone = encoder.encode([prompt])[0]
+    crowded = encoder.encode([TEXTS[6], prompt, *TEXTS[1:4], prompt.upper()])[1]
+
+    assert np.allclose(alone, crowded, atol=1e-6)
+
+
 def test_a_cached_graph_is_reused_without_deriving(
     tmp_path: Path, derived: Path, counted_derive: list[Path]
 ) -> None:

@@ -100,8 +100,8 @@ async def test_unrelated_prompt_gets_less_confidence_than_a_clear_one(
 ) -> None:
     router = make_router(CLASSIFIER_ROUTER)
 
-    clear = router.semantic(CODING_PROMPT)
-    unrelated = router.semantic(UNRELATED_PROMPT)
+    clear = router.semantic.score_prompt(CODING_PROMPT)
+    unrelated = router.semantic.score_prompt(UNRELATED_PROMPT)
 
     assert clear.confidence is not None and unrelated.confidence is not None
     assert unrelated.confidence < clear.confidence
@@ -111,7 +111,7 @@ async def test_unrelated_prompt_gets_less_confidence_than_a_clear_one(
 def test_knn_scoring_reports_no_confidence(make_router: MakeRouter) -> None:
     router = make_router(SMALL_ROUTER)
 
-    assert router.semantic(CODING_PROMPT).confidence is None
+    assert router.semantic.score_prompt(CODING_PROMPT).confidence is None
 
 
 # -- calibration.jsonl ------------------------------------------------------------------------
@@ -323,7 +323,7 @@ def test_shipped_routes_route_the_holdout_prompts_to_their_label(shipped_router:
     examples = read_examples(HOLDOUT)
     assert {example.label for example in examples} <= set(shipped_router.route_set.names)
 
-    results = shipped_router.semantic_many([example.text for example in examples])
+    results = shipped_router.semantic.score_many([example.text for example in examples])
 
     names = shipped_router.index.route_names
     hits = [
