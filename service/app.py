@@ -29,7 +29,7 @@ from service.completion import Call
 from service.encoder import load_encoder
 from service.engine import NotReadyError, StartupError, build_engine, load_state
 from service.errors import BodyLimitMiddleware, error_response, install_error_handlers
-from service.monitoring import Monitor, tiebreaker_outcomes
+from service.monitoring import Monitor, batching_counts, tiebreaker_outcomes
 from service.schemas import ErrorResponse, RouteRequest
 from service.semantic import Embedder
 from service.settings import Settings
@@ -85,7 +85,9 @@ def create_app(
     )
     app.state.engine = None
     app.state.settings = settings
-    app.state.monitor = Monitor(settings, tiebreaker_outcomes(app.state))
+    app.state.monitor = Monitor(
+        settings, tiebreaker_outcomes(app.state), batching_counts(app.state)
+    )
     app.state.llm_call = llm_call  # a reload builds its engine with the same call
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

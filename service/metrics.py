@@ -1,4 +1,4 @@
-"""Prometheus metrics of one app: decisions, completions, tokens, cost, tie-breaker calls.
+"""Prometheus metrics of one app: decisions, completions, tokens, cost, tie-breaker, batching.
 
 Every app owns its own ``CollectorRegistry`` (tests build many apps in one process, and the
 global registry refuses a second metric of the same name). Tie-breaker outcomes are read
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from service.completion import Attempt, ChainResult
@@ -45,10 +45,43 @@ class TiebreakerCollector(Collector):
         yield family
 
 
+class BatchingCollector(Collector):
+    """The micro-batcher's own counters (``MicroBatcher.batches``, ``items``, ``largest``).
+
+    Mean batch size is batched_prompts / batches: how much concurrent traffic shares encoder
+    calls. Like the tie-breaker's, they restart from zero when a reload builds a new engine.
+    """
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]]):
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self._counts()
+        yield CounterMetricFamily(
+            "semroute_encoder_batches",
+            "Encoder calls made by the micro-batcher.",
+            value=counts.get("batches", 0),
+        )
+        yield CounterMetricFamily(
+            "semroute_encoder_batched_prompts",
+            "Prompts encoded through the micro-batcher.",
+            value=counts.get("items", 0),
+        )
+        yield GaugeMetricFamily(
+            "semroute_encoder_largest_batch",
+            "Most prompts one encoder call has served.",
+            value=counts.get("largest", 0),
+        )
+
+
 class Metrics:
     """The service's metrics, registered in a registry of their own."""
 
-    def __init__(self, tiebreaker_outcomes: Callable[[], Mapping[str, int]] | None = None):
+    def __init__(
+        self,
+        tiebreaker_outcomes: Callable[[], Mapping[str, int]] | None = None,
+        batching: Callable[[], Mapping[str, int]] | None = None,
+    ):
         self.registry = CollectorRegistry()
         r = self.registry
         self.decisions = Counter(
@@ -110,6 +143,8 @@ class Metrics:
         )
         if tiebreaker_outcomes is not None:
             r.register(TiebreakerCollector(tiebreaker_outcomes))
+        if batching is not None:
+            r.register(BatchingCollector(batching))
 
     def decided(self, decision: Decision, endpoint: str) -> None:
         self.decisions.labels(decision.route, decision.method, endpoint).inc()

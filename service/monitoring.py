@@ -29,8 +29,9 @@ class Monitor:
         self,
         settings: Settings,
         tiebreaker_outcomes: Callable[[], Mapping[str, int]] | None = None,
+        batching: Callable[[], Mapping[str, int]] | None = None,
     ):
-        self.metrics = Metrics(tiebreaker_outcomes)
+        self.metrics = Metrics(tiebreaker_outcomes, batching)
         self.stats = Stats()
         self.log = DecisionLog(
             settings.decision_log, settings.log_prompts, settings.recent_decisions
@@ -70,6 +71,20 @@ def tiebreaker_outcomes(state: Any) -> Callable[[], Mapping[str, int]]:
         engine = getattr(state, "engine", None)
         tiebreaker = getattr(getattr(engine, "router", None), "tiebreaker", None)
         return dict(getattr(tiebreaker, "outcomes", None) or {})
+
+    return read
+
+
+def batching_counts(state: Any) -> Callable[[], Mapping[str, int]]:
+    """Reads the micro-batcher counters of whichever engine serves now (``state.engine``)."""
+
+    def read() -> Mapping[str, int]:
+        engine = getattr(state, "engine", None)
+        semantic = getattr(getattr(engine, "router", None), "semantic", None)
+        batcher = getattr(semantic, "batcher", None)
+        if batcher is None:
+            return {}
+        return {"batches": batcher.batches, "items": batcher.items, "largest": batcher.largest}
 
     return read
 

@@ -104,6 +104,22 @@ def test_tiebreaker_outcomes_are_exported(make_client):
     assert value(samples, "semroute_tiebreaker_calls_total", outcome="invalid") == 1
 
 
+def test_micro_batching_is_exported(make_client):
+    client = make_client()
+    before = scrape(client)
+    for prompt in (MATHS, f"{MATHS} please", f"{MATHS} now"):
+        client.post("/route", json={"prompt": prompt, "tiebreak": False})
+    after = scrape(client)
+
+    def grew(name: str) -> float:
+        return value(after, name) - value(before, name)
+
+    # one at a time: each request is a batch of one
+    assert grew("semroute_encoder_batches_total") == 3
+    assert grew("semroute_encoder_batched_prompts_total") == 3
+    assert value(after, "semroute_encoder_largest_batch") == 1
+
+
 def test_every_app_has_its_own_registry(make_client):
     first, second = make_client(), make_client()
     first.post("/route", json={"prompt": MATHS})

@@ -79,8 +79,11 @@ def test_int8_vectors_stay_close_to_the_float32_ones(derived: Path) -> None:
 
 
 def test_a_prompt_s_int8_vector_does_not_depend_on_its_batch(derived: Path) -> None:
-    """Dynamic quantisation scales a whole pass at once; rows must not share passes."""
-    encoder = OnnxEncoder(cache_size=0, graph="int8", cache_dir=derived.parent)
+    """Dynamic quantisation scales a whole pass at once; rows must not share passes.
+
+    Two threads: several rows are spread over one-thread runs, one row gets both threads.
+    """
+    encoder = OnnxEncoder(cache_size=0, graph="int8", cache_dir=derived.parent, threads=2)
     prompt = TEXTS[0]
 
     alone = encoder.encode([prompt])[0]
