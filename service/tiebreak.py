@@ -20,11 +20,11 @@ import litellm
 from service.completion import Call, content_of
 from service.encoder import clip_for_embedding
 from service.providers import Endpoints
+from service.router import NO_ROUTE  # "no candidate fits", as opposed to None: "could not decide"
 from service.routes import Route, TiebreakerConfig
 
 log = logging.getLogger("semroute.tiebreak")
 
-NONE = "none"  # the answer "no candidate fits", as opposed to None: "could not decide"
 MAX_PROMPT_CHARS = 2000
 SYSTEM = (
     "You classify requests for an LLM router. Read the user's request and pick the one "
@@ -46,7 +46,7 @@ def choice_schema(names: Sequence[str]) -> dict[str, Any]:
             "strict": True,
             "schema": {
                 "type": "object",
-                "properties": {"route": {"type": "string", "enum": [*names, NONE]}},
+                "properties": {"route": {"type": "string", "enum": [*names, NO_ROUTE]}},
                 "required": ["route"],
                 "additionalProperties": False,
             },
@@ -55,7 +55,7 @@ def choice_schema(names: Sequence[str]) -> dict[str, Any]:
 
 
 def parse_choice(content: str | None, names: Sequence[str]) -> str | None:
-    """The chosen name, NONE, or None when the reply names nothing valid.
+    """The chosen name, NO_ROUTE, or None when the reply names nothing valid.
 
     JSON first; a model that ignored the schema is still understood when its reply names
     exactly one candidate.
@@ -66,12 +66,12 @@ def parse_choice(content: str | None, names: Sequence[str]) -> str | None:
         picked = data.get("route") if isinstance(data, dict) else data
         if isinstance(picked, str):
             picked = picked.strip()
-            if picked in names or picked == NONE:
+            if picked in names or picked == NO_ROUTE:
                 return picked
     except ValueError:
         pass
-    if text.strip("\"'. ").casefold() == NONE:
-        return NONE
+    if text.strip("\"'. ").casefold() == NO_ROUTE:
+        return NO_ROUTE
     mentioned = [n for n in names if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text)]
     return mentioned[0] if len(mentioned) == 1 else None
 
@@ -89,9 +89,7 @@ class LLMTiebreaker:
     def _messages(self, text: str, candidates: Sequence[Route]) -> list[dict[str, str]]:
         listing = "\n".join(f"- {route.name}: {route.description}" for route in candidates)
         request = clip_for_embedding(text, MAX_PROMPT_CHARS)
-        user = (
-            f'Categories:\n{listing}\n- {NONE}: none of the above\n\nRequest:\n"""\n{request}\n"""'
-        )
+        user = f'Categories:\n{listing}\n- {NO_ROUTE}: none of the above\n\nRequest:\n"""\n{request}\n"""'
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
     async def choose(self, text: str, candidates: Sequence[Route]) -> str | None:
@@ -142,6 +140,6 @@ class LLMTiebreaker:
         content, _, _ = content_of(response)
         picked = parse_choice(content, names)
         self.outcomes[
-            "invalid" if picked is None else ("none" if picked == NONE else "picked")
+            "invalid" if picked is None else ("none" if picked == NO_ROUTE else "picked")
         ] += 1
         return picked

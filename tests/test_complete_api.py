@@ -263,8 +263,8 @@ def test_a_failed_or_undecided_tiebreaker_leads_to_the_default_route(
 
 
 def test_the_tiebreaker_is_offered_up_to_its_configured_max_candidates(make_client):
-    """Fails today: service/router.py hands the tie-breaker at most MAX_CANDIDATES (5) routes,
-    so ``max_candidates`` between 6 and 20 (allowed by TiebreakerConfig) silently acts as 5.
+    """``max_candidates`` above the 5 candidates a decision lists is honoured: the router
+    hands the tie-breaker every ranked route and the tie-breaker keeps as many as configured.
     """
     router = {**UNSURE_ROUTER, "tiebreaker": {"model": TIEBREAKER, "max_candidates": 6}}
     call = ScriptedCall({TIEBREAKER: '{"route": "none"}'})

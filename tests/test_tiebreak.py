@@ -7,8 +7,9 @@ import pytest
 from llm_fixtures import SLOW_SECONDS, ScriptedCall, fake_fixture, fake_server_fixture  # noqa: F401
 
 from service.providers import Endpoints
+from service.router import NO_ROUTE
 from service.routes import Route, TiebreakerConfig
-from service.tiebreak import NONE, LLMTiebreaker, choice_schema, parse_choice
+from service.tiebreak import LLMTiebreaker, choice_schema, parse_choice
 
 NAMES = ("math", "cooking", "code-review")
 
@@ -49,7 +50,7 @@ def tiebreaker(answer, **config):
         ('{"route": " cooking "}', "cooking"),
         ('"math"', "math"),
         ('```json\n{"route": "code-review"}\n```', "code-review"),
-        ('{"route": "none"}', NONE),
+        ('{"route": "none"}', NO_ROUTE),
     ],
 )
 def test_parse_choice_reads_the_json_answer(content, expected):
@@ -95,7 +96,7 @@ def test_choice_schema_allows_exactly_the_candidates_and_none():
     schema = choice_schema(["math", "cooking"])
     assert schema["type"] == "json_schema"
     body = schema["json_schema"]["schema"]
-    assert body["properties"]["route"]["enum"] == ["math", "cooking", NONE]
+    assert body["properties"]["route"]["enum"] == ["math", "cooking", NO_ROUTE]
     assert body["required"] == ["route"]
     assert body["additionalProperties"] is False
 
@@ -111,7 +112,7 @@ async def test_the_model_s_valid_choice_is_returned():
 
 async def test_none_from_the_model_means_no_route():
     breaker, _ = tiebreaker('{"route": "none"}')
-    assert await breaker.choose(PROMPT, CANDIDATES) == NONE
+    assert await breaker.choose(PROMPT, CANDIDATES) == NO_ROUTE
     assert breaker.outcomes["none"] == 1
 
 
@@ -146,7 +147,7 @@ async def test_only_the_first_max_candidates_are_offered():
     breaker, call = tiebreaker('{"route": "code-review"}', max_candidates=2)
     assert await breaker.choose(PROMPT, CANDIDATES) is None, "code-review was not offered"
     enum = call.calls[0]["response_format"]["json_schema"]["schema"]["properties"]["route"]
-    assert enum["enum"] == ["math", "cooking", NONE]
+    assert enum["enum"] == ["math", "cooking", NO_ROUTE]
 
 
 async def test_a_repeated_prompt_is_answered_from_the_cache():
@@ -159,8 +160,8 @@ async def test_a_repeated_prompt_is_answered_from_the_cache():
 
 async def test_a_cached_none_is_still_none():
     breaker, call = tiebreaker('{"route": "none"}')
-    assert await breaker.choose(PROMPT, CANDIDATES) == NONE
-    assert await breaker.choose(PROMPT, CANDIDATES) == NONE
+    assert await breaker.choose(PROMPT, CANDIDATES) == NO_ROUTE
+    assert await breaker.choose(PROMPT, CANDIDATES) == NO_ROUTE
     assert len(call.calls) == 1
 
 
