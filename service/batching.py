@@ -36,7 +36,7 @@ class MicroBatcher(Generic[Item, Result]):
         self,
         process: Callable[[list[Item]], Sequence[Result]],
         executor: Executor | None = None,
-        max_batch: int = 32,
+        max_batch: int = 16,
         max_wait_ms: float = 2.0,
     ):
         if max_batch < 1:

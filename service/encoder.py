@@ -304,7 +304,9 @@ class OnnxEncoder(BaseEncoder):
         # depend on concurrent traffic. A lone row gets every thread; several rows are
         # spread over one-thread runs of the same graph on ``cores`` threads, which measured
         # 0.70 ms a row against 0.93 ms for one row after another with two threads, and
-        # 1.0 ms for a padded batch.
+        # 1.0 ms for a padded batch. A lone prompt with its instruction head is two rows: they
+        # run one after another on every thread instead (a long prompt, 256 tokens plus its
+        # head, took 16 ms that way and 25 ms as two one-thread runs side by side).
         self._row_wise = graph == "int8"
         self._stripes = cores if self._row_wise else 1
         self._row_session = session(source, 1) if self._stripes > 1 else None
@@ -324,7 +326,9 @@ class OnnxEncoder(BaseEncoder):
             lengths = [len(ids) for ids in encodings]
             for chunk in length_chunks(lengths, max(1, batch_size)):
                 out[chunk] = _pooled(self._session, [encodings[i] for i in chunk])
-        elif len(texts) == 1 or self._row_session is None or self._row_pool is None:
+        elif len(texts) <= self._stripes or self._row_session is None or self._row_pool is None:
+            # A lone prompt (and its instruction head) gets every thread, row after row: its
+            # latency is what a request waits for, and a long row on one thread is slow.
             for i, ids in enumerate(encodings):
                 out[i] = _pooled(self._session, [ids])[0]
         else:

@@ -57,7 +57,7 @@ class Router:
         tiebreaker: Tiebreaker | None = None,
         latency: LatencyTracker | None = None,
         conversations: ConversationStore | None = None,
-        batch_max: int = 32,
+        batch_max: int = 16,
         batch_wait_ms: float = 2.0,
     ):
         self.semantic = SemanticStage(route_set, index, encoder, top_k, batch_max, batch_wait_ms)

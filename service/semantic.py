@@ -73,7 +73,7 @@ class SemanticStage:
         index: LoadedIndex,
         encoder: Embedder,
         top_k: int = 10,
-        batch_max: int = 32,
+        batch_max: int = 16,
         batch_wait_ms: float = 2.0,
     ):
         missing = set(index.route_names) - set(route_set.names)
