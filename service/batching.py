@@ -14,10 +14,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """How many requests one batch may hold, and how long it may wait for more."""
+
+    max_batch: int = 16
+    max_wait_ms: float = 2.0
+
+
+DEFAULT_LIMITS = BatchLimits()
 
 
 class BatcherClosedError(RuntimeError):

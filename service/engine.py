@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from service.batching import BatchLimits
 from service.completion import Call, Completer
 from service.index import (
     IndexProblem,
@@ -107,8 +108,7 @@ def build_engine(
         top_k=settings.top_k,
         max_prompt_chars=settings.max_prompt_chars,
         tiebreaker=tiebreaker,
-        batch_max=settings.batch_max,
-        batch_wait_ms=settings.batch_wait_ms,
+        batching=BatchLimits(settings.batch_max, settings.batch_wait_ms),
     )
     completer = Completer(endpoints, route_set.config.completion, call=llm_call)
     return Engine(route_set=route_set, index=index, router=router, completer=completer)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from service import context, model_choice, scoring
+from service.batching import DEFAULT_LIMITS, BatchLimits
 from service.context import ConversationStore
 from service.index import LoadedIndex
 from service.routes import Route, RouteSet
@@ -57,10 +58,9 @@ class Router:
         tiebreaker: Tiebreaker | None = None,
         latency: LatencyTracker | None = None,
         conversations: ConversationStore | None = None,
-        batch_max: int = 16,
-        batch_wait_ms: float = 2.0,
+        batching: BatchLimits = DEFAULT_LIMITS,
     ):
-        self.semantic = SemanticStage(route_set, index, encoder, top_k, batch_max, batch_wait_ms)
+        self.semantic = SemanticStage(route_set, index, encoder, top_k=top_k, batching=batching)
         self.route_set = route_set
         self.index = index
         self.max_prompt_chars = max_prompt_chars

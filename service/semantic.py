@@ -21,7 +21,7 @@ import faiss
 import numpy as np
 
 from service import context, scoring
-from service.batching import MicroBatcher
+from service.batching import DEFAULT_LIMITS, BatchLimits, MicroBatcher
 from service.classifier import softmax
 from service.index import LoadedIndex
 from service.routes import Route, RouteSet
@@ -72,9 +72,9 @@ class SemanticStage:
         route_set: RouteSet,
         index: LoadedIndex,
         encoder: Embedder,
+        *,
         top_k: int = 10,
-        batch_max: int = 16,
-        batch_wait_ms: float = 2.0,
+        batching: BatchLimits = DEFAULT_LIMITS,
     ):
         missing = set(index.route_names) - set(route_set.names)
         if missing:
@@ -90,7 +90,7 @@ class SemanticStage:
         )
         # Concurrent single-prompt decisions share one encoder call (service/batching.py).
         self.batcher: MicroBatcher[str, SemanticResult] = MicroBatcher(
-            self.score_batch, self._executor, max_batch=batch_max, max_wait_ms=batch_wait_ms
+            self.score_batch, self._executor, batching.max_batch, batching.max_wait_ms
         )
 
     def close(self) -> None:

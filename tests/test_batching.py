@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import CODING_PROMPT, COOKING_PROMPT
 
-from service.batching import BatcherClosedError, MicroBatcher
+from service.batching import BatcherClosedError, BatchLimits, MicroBatcher
 from service.encoder import Encoder
 from service.index import load_index
 from service.router import Router
@@ -128,7 +128,12 @@ async def test_a_cancelled_caller_does_not_stop_the_others(executor: ThreadPoolE
 
 @pytest.fixture
 def router(small_routes: Path, small_index: Path, encoder: Encoder) -> Iterator[Router]:
-    built = Router(load_route_set(small_routes), load_index(small_index), encoder, batch_max=16)
+    built = Router(
+        load_route_set(small_routes),
+        load_index(small_index),
+        encoder,
+        batching=BatchLimits(max_batch=16),
+    )
     yield built
     built.close()
 
