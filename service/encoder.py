@@ -278,24 +278,9 @@ class OnnxEncoder(BaseEncoder):
             where = str(source) if isinstance(source, Path) else source
             return onnxruntime.InferenceSession(where, options, providers=["CPUExecutionProvider"])
 
-        if graph == "shipped":
-            source: Path | bytes = shipped
-            self._session = session(source, threads)
-        elif graph == "int8":
-            try:
-                source = onnx_graph.int8_graph(shipped, ONNX_MODEL_SHA256, cache_dir)
-                try:
-                    self._session = session(source, threads)
-                except Exception:  # onnxruntime raises its own types for an unreadable graph
-                    if not isinstance(source, Path):
-                        raise
-                    onnx_graph.forget(source)  # a damaged cache entry: derive it once more
-                    source = onnx_graph.int8_graph(shipped, ONNX_MODEL_SHA256, cache_dir)
-                    self._session = session(source, threads)
-            except onnx_graph.GraphError as error:
-                raise EncoderError(str(error)) from error
-        else:
-            raise EncoderError(f"unknown onnx graph '{graph}' (int8 or shipped)")
+        self._session, source = _open_graph(
+            graph, shipped, cache_dir, lambda g: session(g, threads)
+        )
         self.graph = graph
         # The int8 graph quantises each product's input with one scale for the whole pass,
         # so a row's vector would depend on the rows beside it (a cosine of 0.993 on average
@@ -345,6 +330,32 @@ class OnnxEncoder(BaseEncoder):
             for other in others:
                 other.result()
         return l2_normalise(out)
+
+
+def _open_graph(
+    graph: str, shipped: Path, cache_dir: Path | None, open_session: Any
+) -> tuple[Any, Path | bytes]:
+    """The session of the configured graph, and where its graph came from.
+
+    A cached int8 graph that onnxruntime refuses (truncated by a crash, say) is dropped and
+    derived once more rather than failing the start.
+    """
+    if graph == "shipped":
+        return open_session(shipped), shipped
+    if graph != "int8":
+        raise EncoderError(f"unknown onnx graph '{graph}' (int8 or shipped)")
+    try:
+        source = onnx_graph.int8_graph(shipped, ONNX_MODEL_SHA256, cache_dir)
+        try:
+            return open_session(source), source
+        except Exception:  # onnxruntime raises its own types for an unreadable graph
+            if not isinstance(source, Path):
+                raise
+            onnx_graph.forget(source)
+            source = onnx_graph.int8_graph(shipped, ONNX_MODEL_SHA256, cache_dir)
+            return open_session(source), source
+    except onnx_graph.GraphError as error:
+        raise EncoderError(str(error)) from error
 
 
 def _pooled(session: Any, rows: list[list[int]]) -> np.ndarray:
