@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from service.evaluation import Example, read_clinc, read_examples, route_set_from_examples  # noqa: E402
+from service.tools.evaluation import Example, read_clinc, read_examples, route_set_from_examples  # noqa: E402
 
 HOLDOUT = ROOT / "tests" / "data" / "default_routes_holdout.jsonl"
 CALIBRATION = ROOT / "routes" / "calibration.jsonl"
@@ -68,8 +68,8 @@ def token_count(text: str) -> int:
 def _tokenizer() -> Any:
     from tokenizers import Tokenizer
 
-    from service.encoder import resolve_model_path
-    from service.settings import DEFAULT_EMBEDDING_MODEL
+    from service.config.settings import DEFAULT_EMBEDDING_MODEL
+    from service.encoding.encoder import resolve_model_path
 
     tokenizer = Tokenizer.from_file(
         str(Path(resolve_model_path(DEFAULT_EMBEDDING_MODEL)) / "tokenizer.json")
@@ -134,10 +134,10 @@ def prepare_state(folder: Path, backend: str) -> str:
     Others may edit routes/ while the benchmark runs; a snapshot keeps every part on the same
     routes. A stale index/ is rebuilt into the snapshot, never in place.
     """
-    from service.encoder import load_encoder
-    from service.index import IndexProblem, build_index, check_index
-    from service.routes import load_route_set
-    from service.settings import Settings
+    from service.config.routes import load_route_set
+    from service.config.settings import Settings
+    from service.encoding.encoder import load_encoder
+    from service.index.store import IndexProblem, build_index, check_index
 
     settings = Settings()
     shutil.copytree(settings.routes_dir, folder / "routes")
@@ -159,11 +159,11 @@ def prepare_state(folder: Path, backend: str) -> str:
 
 def in_process(backend: str, short: list[str], long: list[str]) -> dict[str, Any]:
     """Router.decide one prompt at a time (the latency a request sees, queueing excluded)."""
-    from service.app import freeze_startup_objects
-    from service.encoder import load_encoder
-    from service.engine import build_engine, load_state
-    from service.schemas import RouteRequest
-    from service.settings import Settings
+    from service.api.app import freeze_startup_objects
+    from service.api.engine import build_engine, load_state
+    from service.config.settings import Settings
+    from service.encoding.encoder import load_encoder
+    from service.routing.types import RouteRequest
 
     settings = Settings(encoder_backend=backend)  # type: ignore[arg-type]
     route_set, index = load_state(settings)
@@ -396,9 +396,9 @@ def serve_semantic_router(port: int, stats: Path) -> None:
     from semantic_router import IndexedRouter, Route
     from semantic_router.encoders import HuggingFaceEncoder
 
-    from service.encoder import resolve_model_path
-    from service.routes import load_route_set
-    from service.settings import DEFAULT_EMBEDDING_MODEL
+    from service.config.routes import load_route_set
+    from service.config.settings import DEFAULT_EMBEDDING_MODEL
+    from service.encoding.encoder import resolve_model_path
 
     route_set = load_route_set(ROOT / "routes")
     encoder = HuggingFaceEncoder(name=resolve_model_path(DEFAULT_EMBEDDING_MODEL))
@@ -460,8 +460,8 @@ def http_semantic_router(
 
 
 def build_time(backend: str, examples: list[Example]) -> dict[str, Any]:
-    from service.encoder import load_encoder
-    from service.index import build_index
+    from service.encoding.encoder import load_encoder
+    from service.index.store import build_index
 
     route_set, _ = route_set_from_examples(examples)
     encoder = load_encoder(backend=backend, cache_size=0)
@@ -519,7 +519,7 @@ def clustered_vectors(
 def scale(count: int, approx_above: int) -> dict[str, Any]:
     import faiss
 
-    from service.index import make_faiss_index
+    from service.index.store import make_faiss_index
 
     vectors = clustered_vectors(count)
     rss_before = peak_rss_mb(os.getpid())

@@ -11,10 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from service.encoder import EncoderError, load_encoder
-from service.index import IndexProblem, build_index, check_index
-from service.routes import RouteSetError, load_route_set
-from service.settings import Settings
+from service.config.routes import RouteSetError, load_route_set
+from service.config.settings import Settings
+from service.encoding.encoder import EncoderError, load_encoder
+from service.index.store import IndexProblem, build_index, check_index
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,8 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from service.encoder import load_encoder
-from service.evaluation import (
+from service.config.routes import RouteSet, RouteSetError, load_route_set
+from service.config.settings import Settings
+from service.encoding.encoder import load_encoder
+from service.index.store import build_index, load_index
+from service.routing.semantic import SemanticStage
+from service.tools.evaluation import (
     DatasetError,
     Example,
     Scored,
@@ -38,10 +42,6 @@ from service.evaluation import (
     route_name,
     route_set_from_examples,
 )
-from service.index import build_index, load_index
-from service.routes import RouteSet, RouteSetError, load_route_set
-from service.semantic import SemanticStage
-from service.settings import Settings
 
 
 def _examples(source: str | None, clinc: Path | None) -> list[Example]:

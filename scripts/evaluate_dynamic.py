@@ -20,11 +20,13 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from service import complexity, context  # noqa: E402
-from service.encoder import Encoder  # noqa: E402
-from service.engine import load_state  # noqa: E402
-from service.router import Router  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from service.api.engine import load_state  # noqa: E402
+from service.config.complexity_examples import COMPLEXITY_FILE  # noqa: E402
+from service.config.settings import Settings  # noqa: E402
+from service.encoding.encoder import Encoder  # noqa: E402
+from service.index import complexity  # noqa: E402
+from service.routing.router import Router  # noqa: E402
+from service.tools import dynamic_eval  # noqa: E402
 
 
 async def main() -> None:
@@ -37,10 +39,8 @@ async def main() -> None:
     route_set, index = load_state(Settings(routes_dir=args.routes, index_dir=args.index))
 
     # The served model; fitted here only for routes whose index has none.
-    model = index.complexity or complexity.train_from_file(
-        args.routes / complexity.COMPLEXITY_FILE, encoder
-    )
-    held_out = complexity.evaluate(model, args.data / "complexity_holdout.jsonl", encoder)
+    model = index.complexity or complexity.train_from_file(args.routes / COMPLEXITY_FILE, encoder)
+    held_out = dynamic_eval.evaluate(model, args.data / "complexity_holdout.jsonl", encoder)
     print(
         f"complexity: {held_out.examples} held-out prompts, "
         f"accuracy {held_out.accuracy:.3f}, AUROC {held_out.auroc:.3f}"
@@ -48,8 +48,8 @@ async def main() -> None:
 
     router = Router(route_set, index, encoder)
     try:
-        conversations = context.read_conversations(args.data / "multiturn.jsonl")
-        for score in await context.evaluate_multiturn(router, conversations):
+        conversations = dynamic_eval.read_conversations(args.data / "multiturn.jsonl")
+        for score in await dynamic_eval.evaluate_multiturn(router, conversations):
             print(
                 f"multi-turn, {score.mode}: accuracy {score.accuracy:.3f} over {score.turns} "
                 f"turns; follow-ups {score.follow_up_accuracy:.3f} over {score.follow_ups}"

@@ -14,8 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from service.decision_log import corrections, read_records, utterance_snippets
-from service.routes import RouteSetError, load_route_set
+from service.config.routes import RouteSetError, load_route_set
+from service.tools.feedback import corrections, read_records, utterance_snippets
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 
-from service.local_llm import ALIAS, LocalModelError, start_server
+from service.tools.local_llm import ALIAS, LocalModelError, start_server
 
 
 def main(argv: list[str] | None = None) -> int:

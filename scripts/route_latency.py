@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from service.evaluation import read_examples
+from service.tools.evaluation import read_examples
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROMPTS = [

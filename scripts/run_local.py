@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from service.__main__ import main as serve
-from service.local_llm import ALIAS
+from service.tools.local_llm import ALIAS
 
 ROOT = Path(__file__).resolve().parent.parent
 

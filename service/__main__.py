@@ -12,8 +12,8 @@ import sys
 
 import uvicorn
 
-from service.app import StartupError, load_state
-from service.settings import Settings
+from service.api.app import StartupError, load_state
+from service.config.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         threads = max(1, (os.cpu_count() or 1) // args.workers)
         os.environ["SEMROUTE_ENCODER_THREADS"] = str(threads)
     uvicorn.run(
-        "service.app:create_app_from_env",
+        "service.api.app:create_app_from_env",
         factory=True,
         host=args.host,
         port=args.port,

@@ -22,11 +22,11 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.encoder import Encoder
-from service.index import build_index
-from service.routes import RouteSet, load_route_set
-from service.settings import Settings
+from service.api.app import create_app
+from service.config.routes import RouteSet, load_route_set
+from service.config.settings import Settings
+from service.encoding.encoder import Encoder
+from service.index.store import build_index
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

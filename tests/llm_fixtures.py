@@ -26,11 +26,11 @@ import yaml
 from fake_openai import FakeOpenAI
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.completion import Call
-from service.index import build_index
-from service.routes import load_route_set
-from service.settings import Settings
+from service.api.app import create_app
+from service.completion.chain import Call
+from service.config.routes import load_route_set
+from service.config.settings import Settings
+from service.index.store import build_index
 
 SLOW_SECONDS = 3.0
 """How long the fake's slow-* models take: far beyond every timeout used in these tests."""

@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.answers import problem_with, wants_json
+from service.completion.answers import problem_with, wants_json
 
 JSON_OBJECT = {"type": "json_object"}
 JSON_SCHEMA = {

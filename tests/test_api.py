@@ -19,10 +19,10 @@ from conftest import (
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from service.app import StartupError, create_app
-from service.encoder import Encoder
-from service.index import read_manifest
-from service.settings import Settings
+from service.api.app import StartupError, create_app
+from service.config.settings import Settings
+from service.encoding.encoder import Encoder
+from service.index.store import read_manifest
 
 MakeClient = Callable[..., TestClient]
 

@@ -20,10 +20,10 @@ from llm_fixtures import (  # noqa: F401
 )
 from pydantic import SecretStr
 
-from service import auth
-from service.app import create_app
-from service.encoder import Encoder
-from service.settings import Settings
+from service.api import auth
+from service.api.app import create_app
+from service.config.settings import Settings
+from service.encoding.encoder import Encoder
 
 KEYS = "key-one,key-two"
 ADMIN = "the-admin-key"

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from conftest import CODING_PROMPT, COOKING_PROMPT
 
-from service.batching import BatcherClosedError, BatchLimits, MicroBatcher
-from service.encoder import Encoder
-from service.index import load_index
-from service.router import Router
-from service.routes import load_route_set
-from service.schemas import RouteRequest
+from service.config.routes import load_route_set
+from service.encoding.batching import BatcherClosedError, BatchLimits, MicroBatcher
+from service.encoding.encoder import Encoder
+from service.index.store import load_index
+from service.routing.router import Router
+from service.routing.types import RouteRequest
 
 
 @pytest.fixture

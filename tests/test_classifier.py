@@ -11,8 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from service import classifier
-from service.classifier import Calibration, LinearModel, fit, fit_linear, softmax
+from service.index import classifier
+from service.index.classifier import Calibration, LinearModel, fit, fit_linear, softmax
 
 DIM = 16
 ROUTES = 4

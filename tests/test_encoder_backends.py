@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from conftest import CODING_PROMPT, COOKING_PROMPT
 
-from service.encoder import Encoder, EncoderError, OnnxEncoder, load_encoder
-from service.index import load_index
-from service.router import Router
-from service.routes import load_route_set
-from service.schemas import RouteRequest
-from service.settings import Settings
+from service.config.routes import load_route_set
+from service.config.settings import Settings
+from service.encoding.encoder import Encoder, EncoderError, OnnxEncoder, load_encoder
+from service.index.store import load_index
+from service.routing.router import Router
+from service.routing.types import RouteRequest
 
 TEXTS = [
     "write a python function that parses ISO dates",

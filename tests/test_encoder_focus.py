@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from service.encoder import Encoder, instruction_head, l2_normalise
+from service.encoding.encoder import Encoder, instruction_head, l2_normalise
 
 REVIEW_PROMPT = (
     "Summarise this review: great blender, crushes ice in seconds, but the motor is loud "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.evaluation import (
+from service.tools.evaluation import (
     PLACEHOLDER_MODEL,
     DatasetError,
     Example,

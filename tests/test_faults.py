@@ -18,8 +18,8 @@ from llm_fixtures import (  # noqa: F401
     write_route_folder,
 )
 
-from service.app import create_app
-from service.settings import Settings
+from service.api.app import create_app
+from service.config.settings import Settings
 
 DEADLINE_S = 1.25
 ROUTER = {**API_ROUTER, "completion": {"attempt_timeout_s": 0.5, "deadline_s": DEADLINE_S}}

@@ -15,7 +15,7 @@ from llm_fixtures import (  # noqa: F401
     make_client_fixture,
 )
 
-from service.decision_log import corrections, utterance_snippets
+from service.tools.feedback import corrections, utterance_snippets
 
 MATHS = "what is 12 times 7"
 HELLO = "hello there, how are you today"

@@ -27,8 +27,8 @@ from schemathesis.generation.modes import GenerationMode
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from service.app import create_app
-from service.settings import Settings
+from service.api.app import create_app
+from service.config.settings import Settings
 
 MAX_EXAMPLES = 30
 

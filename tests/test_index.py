@@ -13,10 +13,13 @@ import numpy as np
 import pytest
 from conftest import SMALL_ROUTER, SMALL_ROUTES, WriteRoutes, add_complexity_examples
 
-from service import complexity
-from service import index as index_module
-from service.encoder import Encoder
-from service.index import (
+from service.config.complexity_examples import COMPLEXITY_FILE
+from service.config.routes import RouteSet, load_route_set
+from service.encoding.encoder import Encoder
+from service.index import complexity
+from service.index import store as index_module
+from service.index.fingerprint import fingerprint
+from service.index.store import (
     MANIFEST,
     IndexCorruptError,
     IndexMissingError,
@@ -26,7 +29,6 @@ from service.index import (
     load_index,
     read_manifest,
 )
-from service.routes import RouteSet, fingerprint, load_route_set
 
 
 def _snapshot(index_dir: Path) -> dict[str, bytes]:
@@ -164,7 +166,7 @@ def test_index_is_stale_after_the_complexity_examples_change(
 ) -> None:
     folder = _complexity_routes(tmp_path, write_routes)
     check_index(complexity_index, load_route_set(folder), encoder.model_id)
-    examples = folder / complexity.COMPLEXITY_FILE
+    examples = folder / COMPLEXITY_FILE
     examples.write_text(
         examples.read_text(encoding="utf-8") + '{"text": "hi there", "label": "easy"}\n',
         encoding="utf-8",

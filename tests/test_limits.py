@@ -20,8 +20,8 @@ from llm_fixtures import (  # noqa: F401
     write_route_folder,
 )
 
-from service.app import create_app
-from service.settings import Settings
+from service.api.app import create_app
+from service.config.settings import Settings
 
 
 def test_too_many_messages_are_refused_with_413(make_client: Any) -> None:

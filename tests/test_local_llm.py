@@ -16,7 +16,7 @@ import litellm
 import pytest
 from llm_fixtures import free_port, write_route_folder
 
-from service.local_llm import ALIAS
+from service.tools.local_llm import ALIAS
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from service import __main__ as entry
-from service.engine import StartupError
+from service.api.engine import StartupError
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import numpy as np
 import onnx
 import pytest
 
-from service import onnx_graph
-from service.encoder import (
+from service.encoding import onnx_graph
+from service.encoding.encoder import (
     ONNX_MODEL_SHA256,
     EncoderError,
     OnnxEncoder,

@@ -3,8 +3,8 @@
 import pytest
 from llm_fixtures import API_ROUTES, write_route_folder
 
-from service.providers import LOCAL_API_KEY, Endpoints
-from service.routes import ModelParams, load_route_set
+from service.completion.providers import LOCAL_API_KEY, Endpoints
+from service.config.routes import ModelParams, load_route_set
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ from asgi_serving import serving
 from conftest import write_route_folder
 from pydantic import SecretStr
 
-from service.app import create_app
-from service.index import build_index
-from service.reload import leases_of
-from service.routes import load_route_set
-from service.settings import Settings
+from service.api.app import create_app
+from service.api.reload import leases_of
+from service.config.routes import load_route_set
+from service.config.settings import Settings
+from service.index.store import build_index
 
 ADMIN = {"Authorization": "Bearer admin-key"}
 ASTRONOMY = {

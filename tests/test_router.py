@@ -15,11 +15,11 @@ from conftest import (
     WriteRoutes,
 )
 
-from service.encoder import Encoder
-from service.index import load_index
-from service.router import PromptTooLargeError, Router, UnknownRouteError
-from service.routes import Route, load_route_set
-from service.schemas import Decision, RouteRequest
+from service.config.routes import Route, load_route_set
+from service.encoding.encoder import Encoder
+from service.index.store import load_index
+from service.routing.router import PromptTooLargeError, Router, UnknownRouteError
+from service.routing.types import Decision, RouteRequest
 
 MakeRouter = Callable[..., Router]
 

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from conftest import SMALL_ROUTER, SMALL_ROUTES, WriteRoutes
 
-from service.routes import RouteSetError, fingerprint, load_route_set
+from service.config.routes import RouteSetError, load_route_set
+from service.index.fingerprint import fingerprint
 
 EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -21,12 +21,13 @@ from conftest import (
     offline_env,
 )
 
-from service.encoder import Encoder
-from service.evaluation import read_examples
-from service.index import build_index, load_index
-from service.router import NO_ROUTE, Router
-from service.routes import Route, RouteSetError, fingerprint, load_route_set
-from service.schemas import RouteRequest
+from service.config.routes import Route, RouteSetError, load_route_set
+from service.encoding.encoder import Encoder
+from service.index.fingerprint import fingerprint
+from service.index.store import build_index, load_index
+from service.routing.router import NO_ROUTE, Router
+from service.routing.types import RouteRequest
+from service.tools.evaluation import read_examples
 
 UNRELATED_PROMPT = "the quarterly tax filing deadline for sole proprietors"
 CLASSIFIER_ROUTER: dict[str, Any] = {"default_route": "greetings"}  # scoring: the default

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from conftest import CODING_PROMPT, COOKING_PROMPT, SMALL_ROUTER, SMALL_ROUTES, WriteRoutes
 
-from service.encoder import Encoder
-from service.index import load_index
-from service.router import Router
-from service.routes import RouteSetError, load_route_set
-from service.rules import Rule, RuleSet, approximate_tokens
-from service.schemas import RouteRequest
+from service.config.routes import RouteSetError, load_route_set
+from service.config.rules import Rule, RuleSet, approximate_tokens
+from service.encoding.encoder import Encoder
+from service.index.store import load_index
+from service.routing.router import Router
+from service.routing.types import RouteRequest
 
 FREE_TIER = {"name": "free-tier", "when": {"metadata": {"user_tier": "free"}}, "route": "greetings"}
 LONG_PROMPTS = {"name": "long", "when": {"min_tokens": 50}, "route": "coding"}

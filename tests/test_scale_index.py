@@ -7,9 +7,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from service.encoder import Encoder
-from service.index import build_index, load_index, make_faiss_index
-from service.routes import RouteSet
+from service.config.routes import RouteSet
+from service.encoding.encoder import Encoder
+from service.index.store import build_index, load_index, make_faiss_index
 
 
 def clustered(count: int, clusters: int = 50, dimension: int = 32, seed: int = 1) -> np.ndarray:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from service.scoring import Abstain, Ranked, neighbour_route_scores, rank, verdict
+from service.routing.scoring import Abstain, Ranked, neighbour_route_scores, rank, verdict
 
 
 def _ranked(*scores: float) -> Ranked:

@@ -16,7 +16,7 @@ from llm_fixtures import (  # noqa: F401
     make_client_fixture,
 )
 
-from service.stats import most_expensive
+from service.ops.stats import most_expensive
 
 MATHS = "what is 12 times 7"
 RECIPE = "give me a recipe for vegetarian lasagna"

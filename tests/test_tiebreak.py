@@ -6,10 +6,10 @@ import litellm
 import pytest
 from llm_fixtures import SLOW_SECONDS, ScriptedCall, fake_fixture, fake_server_fixture  # noqa: F401
 
-from service.providers import Endpoints
-from service.router import NO_ROUTE
-from service.routes import Route, TiebreakerConfig
-from service.tiebreak import LLMTiebreaker, choice_schema, parse_choice
+from service.completion.providers import Endpoints
+from service.config.routes import Route, TiebreakerConfig
+from service.routing.router import NO_ROUTE
+from service.routing.tiebreak import LLMTiebreaker, choice_schema, parse_choice
 
 NAMES = ("math", "cooking", "code-review")
 
@@ -221,7 +221,7 @@ async def test_a_failing_tiebreaker_is_asked_once_not_retried(fake, model):
     """One call per routed prompt, as every completion attempt: retrying a failing (or
     rate-limited) tie-breaker only adds latency to routing and load to the provider.
 
-    Fails today: service/tiebreak.py passes no ``num_retries`` to litellm, so the OpenAI
+    Fails today: service/routing/tiebreak.py passes no ``num_retries`` to litellm, so the OpenAI
     client's default of two retries (with backoff, honouring Retry-After) applies.
     """
     config = TiebreakerConfig(model=model, timeout_s=4)

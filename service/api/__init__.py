@@ -1,0 +1,1 @@
+"""The HTTP edge: app factory, engine, thin endpoints, auth, limits, errors and hot reload."""

@@ -1,0 +1,201 @@
+"""OpenAI-compatible chat completions: any OpenAI client gets routed answers by changing base_url.
+
+``model: "auto"`` lets the router decide; ``model: "<route name>"`` forces that route. The
+answer comes from the same fallback chain as ``/complete``; with ``stream: true`` it arrives as
+server-sent events, and fallback is possible only until the first chunk. The decision travels
+in ``x-semroute-*`` response headers, the model that answered in the body's ``model``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from service.api.completion_api import chain_failure
+from service.api.engine import Engine, current_engine
+from service.api.routing_api import CLIENT_ERRORS
+from service.api.schemas import AttemptInfo, ErrorResponse
+from service.completion.chain import ChainResult, CompletionJob, model_chain
+from service.ops.monitoring import Monitor, current_monitor
+from service.routing.types import Decision, Message, MetadataValue, RouteRequest
+
+router = APIRouter(prefix="/v1")
+AUTO = "auto"
+PASS_THROUGH = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "response_format",
+    "seed",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "user",
+    "reasoning_effort",
+)
+"""Body fields handed to the model unchanged. Others are ignored: in particular nothing a
+client sends can change where a call goes (api_base, api_key, ...)."""
+
+
+class ChatCompletionRequest(BaseModel):
+    """The subset of OpenAI's chat completion request that a router can honour."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(description='"auto" to route, or a route name to force that route.')
+    messages: list[Message] = Field(min_length=1)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    n: int | None = Field(default=None, ge=1)
+    metadata: dict[str, MetadataValue] | None = None
+    # semroute's routing hints, sent by OpenAI clients through ``extra_body``.
+    quality: Literal["economy", "balanced", "best"] | None = None
+    max_cost_per_1k_tokens: float | None = Field(default=None, ge=0)
+    max_latency_ms: float | None = Field(default=None, gt=0)
+    conversation_id: str | None = Field(default=None, min_length=1, max_length=200)
+    tiebreak: bool = True
+
+    _route_request: RouteRequest | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _supported(self) -> ChatCompletionRequest:
+        if self.n is not None and self.n > 1:
+            raise ValueError("n > 1 is not supported: the router returns one choice per request")
+        try:
+            self._route_request = RouteRequest(
+                messages=self.messages,
+                route=None if self.model == AUTO else self.model,
+                metadata=self.metadata or {},
+                quality=self.quality,
+                max_cost_per_1k_tokens=self.max_cost_per_1k_tokens,
+                max_latency_ms=self.max_latency_ms,
+                conversation_id=self.conversation_id,
+                tiebreak=self.tiebreak,
+            )
+        except ValidationError as error:
+            problems = (str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
+            raise ValueError("; ".join(problems)) from None
+        return self
+
+    def route_request(self) -> RouteRequest:
+        """What the router sees: the chat, and the route named by ``model`` unless "auto"."""
+        assert self._route_request is not None
+        return self._route_request
+
+    def chat_messages(self) -> list[dict[str, Any]]:
+        return [m.model_dump(exclude_none=True) for m in self.messages]
+
+    def generation_params(self) -> dict[str, Any]:
+        extra = self.model_extra or {}
+        params = {name: extra[name] for name in PASS_THROUGH if extra.get(name) is not None}
+        if self.stream and self.stream_options:
+            params["stream_options"] = self.stream_options
+        return params
+
+
+def decision_headers(decision: Decision, served: str | None) -> dict[str, str]:
+    """The decision in headers; confidence is "unknown" until a calibrated scorer gives one."""
+    headers = {
+        "x-semroute-route": decision.route,
+        "x-semroute-model": decision.model,
+        "x-semroute-method": decision.method,
+        "x-semroute-confidence": "unknown"
+        if decision.confidence is None
+        else f"{decision.confidence:g}",
+        "x-semroute-decision-id": decision.decision_id,
+    }
+    if decision.score is not None:
+        headers["x-semroute-score"] = f"{decision.score:g}"
+    if served:
+        headers["x-semroute-served-model"] = served
+    return headers
+
+
+def _failure(result: ChainResult, deadline_s: float) -> JSONResponse:
+    attempts = [AttemptInfo(**vars(a)) for a in result.attempts]
+    return chain_failure(result.deadline_exceeded, attempts, deadline_s)
+
+
+def _event(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+
+@router.post(
+    "/chat/completions",
+    responses={**CLIENT_ERRORS, 502: {"model": ErrorResponse}, 504: {"model": ErrorResponse}},
+)
+async def chat_completions(
+    body: ChatCompletionRequest,
+    engine: Annotated[Engine, Depends(current_engine)],
+    monitor: Annotated[Monitor, Depends(current_monitor)],
+) -> Any:
+    """Route the chat, answer it with the chosen model (falling back on failure), OpenAI-style."""
+    started = time.perf_counter()
+    policy = engine.route_set.config.completion
+    request = body.route_request()
+    decision = await engine.router.decide(request)
+    monitor.decided(decision, request, "openai")
+    route = engine.route_set.get(decision.route)
+    job = CompletionJob(
+        messages=body.chat_messages(),
+        models=model_chain(decision.model, decision.fallbacks, policy.escalation_model),
+        params=body.generation_params(),
+        reviewer=None if body.stream or route is None else route.reviewer,
+    )
+    if not body.stream:
+        result = await engine.completer.run(job)
+        monitor.completed(decision, result, time.perf_counter() - started)
+        if not result.ok:
+            return _failure(result, policy.deadline_s)
+        response: Any = result.response
+        payload = response.model_dump(exclude_none=True)
+        payload["model"] = result.model
+        return JSONResponse(payload, headers=decision_headers(decision, result.model))
+
+    answer = await engine.completer.stream(job)
+    if not answer.ok:
+        monitor.completed(decision, answer.result, time.perf_counter() - started)
+        return _failure(answer.result, policy.deadline_s)
+    served = answer.result.model
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            async for chunk in answer.chunks():
+                payload = chunk.model_dump(exclude_none=True)
+                payload["model"] = served
+                yield _event(payload)
+            if answer.failure:
+                yield _event({"error": {"type": "stream_failed", "message": answer.failure}})
+            else:
+                yield "data: [DONE]\n\n"
+        finally:
+            monitor.completed(decision, answer.result, time.perf_counter() - started)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={**decision_headers(decision, served), "cache-control": "no-cache"},
+    )
+
+
+@router.get("/models")
+async def models(engine: Annotated[Engine, Depends(current_engine)]) -> dict[str, Any]:
+    """ "auto" and every route name: the values ``model`` accepts."""
+    names = [AUTO, *engine.route_set.names]
+    return {
+        "object": "list",
+        "data": [{"id": n, "object": "model", "created": 0, "owned_by": "semroute"} for n in names],
+    }

@@ -1,0 +1,1 @@
+"""Configuration: settings from the environment, route files, utterance files, rules and router policy."""

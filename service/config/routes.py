@@ -1,0 +1,441 @@
+"""Route files: the schema, loading and validation of ``routes/``, and the index fingerprint.
+
+Every problem is reported with the file and the field it concerns, all at once, so that a
+user fixing a route set sees the whole list instead of one error per run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from service.config.jsonl import text_rows
+from service.config.rules import Rule, rule_route_problems
+from service.config.tiers import TieredModel
+
+ROUTER_FILE = "router.yaml"
+CALIBRATION_FILE = "calibration.jsonl"
+COMPLEXITY_FILE = "complexity.jsonl"
+OUT_OF_SCOPE_LABELS = {"none", "oos", ""}
+ROUTE_NAME_PATTERN = re.compile(r"^[a-z0-9_-]+$")
+MAX_UTTERANCE_CHARS = 2000
+
+
+def _model_string(value: str) -> str:
+    value = value.strip()
+    if not value or any(ch.isspace() for ch in value):
+        raise ValueError("must be a litellm model string without spaces, e.g. openai/gpt-4.1-mini")
+    return value
+
+
+class Route(BaseModel):
+    """One routing category, as written in ``routes/<name>.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = Field(min_length=1)
+    model: str
+    fallbacks: tuple[str, ...] = ()
+    threshold: float | None = Field(default=None, gt=-1.0, le=1.0)
+    reviewer: str | None = Field(
+        default=None, description="A model that reviews and improves every answer of this route."
+    )
+    utterances: tuple[str, ...] = Field(min_length=1)
+    models: tuple[TieredModel, ...] = Field(
+        default=(),
+        description="Tiered models for dynamic routing; 'model' defaults to the balanced one.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_from_tiers(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "model" not in data and isinstance(data.get("models"), list):
+            entries = [e for e in data["models"] if isinstance(e, dict) and "model" in e]
+            preferred = [e for e in entries if e.get("tier") == "balanced"] or entries
+            if preferred:
+                data = {**data, "model": preferred[0]["model"]}
+        return data
+
+    @field_validator("models")
+    @classmethod
+    def _distinct_models(cls, value: tuple[TieredModel, ...]) -> tuple[TieredModel, ...]:
+        seen = [entry.model for entry in value]
+        if len(set(seen)) != len(seen):
+            raise ValueError("lists the same model twice")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name_pattern(cls, value: str) -> str:
+        if not ROUTE_NAME_PATTERN.match(value):
+            raise ValueError("must match [a-z0-9_-]+ (lower case letters, digits, '_' or '-')")
+        if value in OUT_OF_SCOPE_LABELS:
+            raise ValueError(f"'{value}' is reserved: it means 'no route' in calibration data")
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _description_text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @field_validator("model", "reviewer")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        return None if value is None else _model_string(value)
+
+    @field_validator("fallbacks", mode="before")
+    @classmethod
+    def _fallbacks_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("must be a list of model strings, e.g. [openai/gpt-4.1]")
+        return value
+
+    @field_validator("fallbacks")
+    @classmethod
+    def _fallback_models(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_model_string(model) for model in value)
+
+    @field_validator("utterances", mode="before")
+    @classmethod
+    def _utterance_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("must be a list of example prompts, not a single string")
+        return value
+
+    @field_validator("utterances")
+    @classmethod
+    def _utterance_texts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = []
+        for position, text in enumerate(value):
+            text = text.strip()
+            if not text:
+                raise ValueError(f"item {position} is blank")
+            if len(text) > MAX_UTTERANCE_CHARS:
+                raise ValueError(f"item {position} is longer than {MAX_UTTERANCE_CHARS} characters")
+            cleaned.append(text)
+        return tuple(cleaned)
+
+
+class TiebreakerConfig(BaseModel):
+    """The small model that settles weak or close semantic matches."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    timeout_s: float = Field(default=4.0, gt=0, le=120)
+    max_candidates: int = Field(default=4, ge=2, le=20)
+    cache_size: int = Field(default=2048, ge=0)
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        return _model_string(value)
+
+
+class CompletionPolicy(BaseModel):
+    """How ``/complete`` spends its time: per-attempt timeout, overall deadline, escalation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attempt_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    deadline_s: float = Field(default=90.0, gt=0, le=1800)
+    num_retries: int = Field(default=0, ge=0, le=5)
+    escalation_model: str | None = None
+    min_truncated_chars: int = Field(
+        default=20, ge=0, description="A reply cut off by max_tokens shorter than this is bad."
+    )
+
+    @field_validator("escalation_model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        return None if value is None else _model_string(value)
+
+
+class ModelParams(BaseModel):
+    """Connection settings of one model string; keys are named by variable, never written here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_base: str | None = None
+    api_key_env: str | None = Field(
+        default=None, description="Environment variable that holds this model's API key."
+    )
+
+
+class RouterConfig(BaseModel):
+    """Router-wide policy from ``routes/router.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default_route: str
+    default_threshold: float = Field(default=0.4, gt=-1.0, le=1.0)
+    min_margin: float = Field(default=0.0, ge=0.0, le=2.0)
+    scoring: Literal["classifier", "knn"] = Field(
+        default="classifier",
+        description="classifier: calibrated linear model over embeddings; knn: neighbour vote.",
+    )
+    accept_rate: float = Field(
+        default=0.97,
+        gt=0.5,
+        lt=1.0,
+        description="Share of held-out in-scope prompts the calibrated threshold accepts.",
+    )
+    tiebreaker: TiebreakerConfig | None = None
+    undecided: Literal["default", "top"] = Field(
+        default="default",
+        description="Where a weak match goes when no tie-breaker settled it (none configured, "
+        "disabled by the request, or failed): the default route, or the semantic top route. "
+        "An explicit 'none' from the tie-breaker always means the default route.",
+    )
+    completion: CompletionPolicy = CompletionPolicy()
+    models: dict[str, ModelParams] = Field(default_factory=dict)
+    rules: tuple[Rule, ...] = Field(
+        default=(), description="Ordered rules checked before the semantic stage; first wins."
+    )
+    stickiness: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=1.0,
+        description="A conversation leaves its route only for a semantic decision whose "
+        "confidence (classifier) or margin (knn) reaches this.",
+    )
+    conversation_cache_size: int = Field(default=10_000, ge=0)
+
+
+@dataclass(frozen=True)
+class RouteSet:
+    """A validated set of routes plus the router policy; the input of every later stage."""
+
+    routes: tuple[Route, ...]
+    config: RouterConfig
+    # Labelled prompts (label None: no route fits) that calibrate the classifier.
+    calibration: tuple[tuple[str, str | None], ...] = ()
+    # Prompts labelled easy (0) or hard (1) that train the complexity estimate.
+    complexity: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(route.name for route in self.routes)
+
+    def get(self, name: str) -> Route | None:
+        return next((route for route in self.routes if route.name == name), None)
+
+    @property
+    def default(self) -> Route:
+        route = self.get(self.config.default_route)
+        assert route is not None, "RouteSet invariant: the default route exists"
+        return route
+
+    def threshold(self, name: str) -> float:
+        route = self.get(name)
+        if route is None or route.threshold is None:
+            return self.config.default_threshold
+        return route.threshold
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem: the file, the field inside it, and what is wrong."""
+
+    file: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.field}" if self.field else self.file
+        return f"{where}: {self.message}"
+
+
+class RouteSetError(ValueError):
+    """The route folder cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, problems: Iterable[Problem]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(f"invalid route set ({len(self.problems)} problem(s)):\n{lines}")
+
+
+def _read_yaml(path: Path, shown: str) -> tuple[Any, list[Problem]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None, [Problem(shown, "", "is not UTF-8 text")]
+    except OSError as error:
+        return None, [Problem(shown, "", f"cannot be read ({error.strerror})")]
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(error, "problem", None) or str(error).splitlines()[0]
+        return None, [Problem(shown, where, f"is not valid YAML ({reason})")]
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        return None, [Problem(shown, "", f"must hold a mapping of fields, but it is {kind}")]
+    return data, []
+
+
+def _pydantic_problems(shown: str, error: ValidationError) -> list[Problem]:
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif item["type"] == "missing":
+            message = "is required"
+        problems.append(Problem(shown, field, message))
+    return problems
+
+
+def _load_route(path: Path, shown: str) -> tuple[Route | None, list[Problem]]:
+    data, problems = _read_yaml(path, shown)
+    if data is None:
+        return None, problems
+    data = {str(key): value for key, value in data.items()}
+    data.setdefault("name", path.stem)
+    try:
+        return Route.model_validate(data), []
+    except ValidationError as error:
+        return None, _pydantic_problems(shown, error)
+
+
+def _normalise_utterance(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _cross_route_problems(routes: list[tuple[Route, str]]) -> list[Problem]:
+    problems: list[Problem] = []
+    names: dict[str, str] = {}
+    owners: dict[str, str] = {}
+    for route, shown in routes:
+        if route.name in names:
+            problems.append(
+                Problem(shown, "name", f"'{route.name}' is already used by {names[route.name]}")
+            )
+            continue
+        names[route.name] = shown
+        seen_here: set[str] = set()
+        for position, utterance in enumerate(route.utterances):
+            key = _normalise_utterance(utterance)
+            if key in seen_here:
+                problems.append(
+                    Problem(shown, f"utterances.{position}", f"duplicate utterance '{utterance}'")
+                )
+            elif key in owners:
+                problems.append(
+                    Problem(
+                        shown,
+                        f"utterances.{position}",
+                        f"'{utterance}' also belongs to route '{owners[key]}'",
+                    )
+                )
+            seen_here.add(key)
+            owners.setdefault(key, route.name)
+    return problems
+
+
+def load_route_set(routes_dir: Path) -> RouteSet:
+    """Load and validate every route file of ``routes_dir`` plus its ``router.yaml``."""
+    if not routes_dir.is_dir():
+        raise RouteSetError([Problem(str(routes_dir), "", "is not a folder")])
+    problems: list[Problem] = []
+    routes: list[tuple[Route, str]] = []
+    paths = sorted(p for p in routes_dir.iterdir() if p.suffix in {".yaml", ".yml"})
+    for path in paths:
+        if path.name == ROUTER_FILE:
+            continue
+        shown = str(path)
+        route, found = _load_route(path, shown)
+        problems.extend(found)
+        if route is not None:
+            routes.append((route, shown))
+    problems.extend(_cross_route_problems(routes))
+
+    router_path = routes_dir / ROUTER_FILE
+    config: RouterConfig | None = None
+    if not router_path.exists():
+        problems.append(Problem(str(router_path), "", "is missing; it names the default route"))
+    else:
+        data, found = _read_yaml(router_path, str(router_path))
+        problems.extend(found)
+        if data is not None:
+            try:
+                config = RouterConfig.model_validate(data)
+            except ValidationError as error:
+                problems.extend(_pydantic_problems(str(router_path), error))
+    if not routes and not problems:
+        problems.append(Problem(str(routes_dir), "", "holds no route files (*.yaml)"))
+    known = {route.name for route, _ in routes}
+    if config is not None and routes and config.default_route not in known:
+        problems.append(
+            Problem(
+                str(router_path),
+                "default_route",
+                f"'{config.default_route}' is not a route (known: {', '.join(sorted(known))})",
+            )
+        )
+    if config is not None and routes:
+        for field, message in rule_route_problems(config.rules, known):
+            problems.append(Problem(str(router_path), field, message))
+    complexity: list[tuple[str, int]] = []
+    complexity_path = routes_dir / COMPLEXITY_FILE
+    if complexity_path.exists():
+        from service.config.complexity_examples import ComplexityDataError, read_labelled
+
+        try:
+            complexity = list(zip(*read_labelled(complexity_path), strict=True))
+        except (ComplexityDataError, OSError, UnicodeDecodeError) as error:
+            reason = str(error).removeprefix(f"{complexity_path}: ")
+            problems.append(Problem(str(complexity_path), "", reason))
+    calibration: list[tuple[str, str | None]] = []
+    calibration_path = routes_dir / CALIBRATION_FILE
+    if calibration_path.exists():
+        calibration, found = _load_calibration(calibration_path, known)
+        problems.extend(found)
+    if problems:
+        raise RouteSetError(problems)
+    assert config is not None
+    return RouteSet(
+        routes=tuple(route for route, _ in routes),
+        config=config,
+        calibration=tuple(calibration),
+        complexity=tuple(complexity),
+    )
+
+
+def _load_calibration(
+    path: Path, known: set[str]
+) -> tuple[list[tuple[str, str | None]], list[Problem]]:
+    """``{"text", "label"}`` lines; label "none" (or "oos") marks a prompt no route fits."""
+    examples: list[tuple[str, str | None]] = []
+    problems: list[Problem] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        return [], [Problem(str(path), "", f"cannot be read ({error})")]
+    for number, row, problem in text_rows("\n".join(lines)):
+        where = f"line {number}"
+        if row is None or not row["text"].strip():
+            problems.append(Problem(str(path), where, problem or "needs a non-empty 'text'"))
+            continue
+        label = row.get("label")
+        label = "" if label is None else str(label).strip()
+        if label.casefold() in OUT_OF_SCOPE_LABELS:
+            examples.append((row["text"].strip(), None))
+        elif label in known:
+            examples.append((row["text"].strip(), label))
+        else:
+            problems.append(
+                Problem(str(path), f"{where}.label", f"'{label}' is not a route (or 'none')")
+            )
+    return examples, problems

@@ -1,0 +1,32 @@
+"""The index fingerprint: a hash of everything the index is built from."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from service.config.routes import RouteSet
+from service.encoding.encoder import EMBEDDING_SCHEME
+
+
+def fingerprint(route_set: RouteSet, embedding_model: str) -> str:
+    """Hash of everything the index is built from.
+
+    That is route names, utterances, calibration prompts, the calibrated acceptance rate,
+    the complexity examples and the embedding model. Models, fallbacks, thresholds and
+    descriptions are left out on purpose: changing them takes effect at the next start
+    without re-embedding anything.
+    """
+    canonical: dict[str, Any] = {
+        "embedding_model": embedding_model,
+        "embedding_scheme": EMBEDDING_SCHEME,
+        "routes": {route.name: list(route.utterances) for route in route_set.routes},
+        "calibration": [list(example) for example in route_set.calibration],
+        "accept_rate": route_set.config.accept_rate,
+    }
+    if route_set.complexity:
+        # Only when present: an index built without complexity examples stays current.
+        canonical["complexity"] = [list(example) for example in route_set.complexity]
+    payload = json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(payload).hexdigest()

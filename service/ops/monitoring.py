@@ -1,0 +1,95 @@
+"""One place that hears about every decision and completion and tells metrics, stats and log.
+
+Endpoints call ``monitor.decided`` after the router returns and ``monitor.completed`` after
+the completer finishes; nothing in the routing or completion core knows about monitoring.
+The monitor belongs to the app, not the engine, so a reload keeps its history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from fastapi import Request
+
+from service.completion.chain import ChainResult
+from service.config.settings import Settings
+from service.ops.decision_log import DecisionLog
+from service.ops.metrics import Metrics
+from service.ops.stats import Stats
+from service.routing.types import Decision, RouteRequest
+
+
+class UnknownDecisionError(LookupError):
+    """Feedback named a decision this process never made (or has long forgotten)."""
+
+
+class Monitor:
+    def __init__(
+        self,
+        settings: Settings,
+        tiebreaker_outcomes: Callable[[], Mapping[str, int]] | None = None,
+        batching: Callable[[], Mapping[str, int]] | None = None,
+    ):
+        self.metrics = Metrics(tiebreaker_outcomes, batching)
+        self.stats = Stats()
+        self.log = DecisionLog(
+            settings.decision_log, settings.log_prompts, settings.recent_decisions
+        )
+
+    def decided(self, decision: Decision, request: RouteRequest, endpoint: str) -> None:
+        self.metrics.decided(decision, endpoint)
+        self.stats.decided(decision.route)
+        self.log.decided(decision, endpoint, request.routable_text())
+
+    def completed(self, decision: Decision, result: ChainResult, seconds: float) -> None:
+        self.metrics.completed(decision, result, seconds)
+        self.stats.completed(decision.route, result, seconds * 1000)
+        self.log.completed(decision, result, seconds * 1000)
+
+    def feedback(self, decision_id: str, rating: float, correct_route: str | None) -> str:
+        """Record feedback on a recent decision; returns the route that was decided."""
+        remembered = self.log.recall(decision_id)
+        if remembered is None:
+            raise UnknownDecisionError(
+                f"no recent decision has the id '{decision_id}' (ids are kept in memory by the "
+                "process that made them, for the most recent decisions only)"
+            )
+        corrected = correct_route is not None and correct_route != remembered.route
+        self.stats.rated(remembered.route, rating, corrected)
+        self.log.feedback(decision_id, remembered.route, rating, correct_route)
+        return remembered.route
+
+    def report(self, configured_models: Iterable[str]) -> dict[str, Any]:
+        return self.stats.report(configured_models)
+
+
+def tiebreaker_outcomes(state: Any) -> Callable[[], Mapping[str, int]]:
+    """Reads the outcome counter of whichever engine serves now (``state.engine``)."""
+
+    def read() -> Mapping[str, int]:
+        engine = getattr(state, "engine", None)
+        tiebreaker = getattr(getattr(engine, "router", None), "tiebreaker", None)
+        return dict(getattr(tiebreaker, "outcomes", None) or {})
+
+    return read
+
+
+def batching_counts(state: Any) -> Callable[[], Mapping[str, int]]:
+    """Reads the micro-batcher counters of whichever engine serves now (``state.engine``)."""
+
+    def read() -> Mapping[str, int]:
+        engine = getattr(state, "engine", None)
+        semantic = getattr(getattr(engine, "router", None), "semantic", None)
+        batcher = getattr(semantic, "batcher", None)
+        if batcher is None:
+            return {}
+        return {"batches": batcher.batches, "items": batcher.items, "largest": batcher.largest}
+
+    return read
+
+
+async def current_monitor(request: Request) -> Monitor:
+    """FastAPI dependency: the app's monitor (``async``, so no worker-thread hop)."""
+    monitor: Monitor = request.app.state.monitor
+    return monitor

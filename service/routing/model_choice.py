@@ -1,0 +1,78 @@
+"""The model for a decided route: a rule's own model, or a pick among the route's tiers.
+
+Pure decision rewriting; the complexity estimate that proposes a tier is computed by the
+caller, which alone knows whether the prompt's embedding is at hand (see ``router``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from service.config.routes import Route
+from service.index import complexity
+from service.routing.tier_choice import (
+    LatencyTracker,
+    TierRequest,
+    choose_model,
+    litellm_cost_per_1k,
+)
+from service.routing.types import Decision, RouteRequest
+
+
+def model_costs(routes: Iterable[Route]) -> dict[str, float | None]:
+    """Blended price per 1k tokens of every tiered model: the route file's, else litellm's."""
+    return {
+        entry.model: entry.cost_per_1k_tokens
+        if entry.cost_per_1k_tokens is not None
+        else litellm_cost_per_1k(entry.model)
+        for route in routes
+        for entry in route.models
+    }
+
+
+def with_rule_model(route: Route, decision: Decision, model: str) -> Decision:
+    """A rule named its model: use it, and keep the route's other models as fallbacks."""
+    chain = [route.model, *(entry.model for entry in route.models), *route.fallbacks]
+    return decision.model_copy(update={"model": model, "fallbacks": unique(chain, without=model)})
+
+
+def with_tiered_model(
+    route: Route,
+    decision: Decision,
+    request: RouteRequest,
+    hard: float | None,
+    latency: LatencyTracker,
+    costs: dict[str, float | None],
+) -> Decision:
+    """One of the route's tiered models for this request.
+
+    The wanted tier is the request's ``quality``; without one, the tier the complexity
+    estimate ``hard`` (the probability that the prompt is hard) suggests; without an
+    estimate, the tier of the route's own model.
+    """
+    wanted = request.quality
+    if wanted is None:
+        if hard is not None:
+            wanted = complexity.tier_for(hard)
+        else:
+            own = [entry.tier for entry in route.models if entry.model == route.model]
+            wanted = own[0] if own else "balanced"
+    limits = TierRequest(request.quality, request.max_cost_per_1k_tokens, request.max_latency_ms)
+    choice = choose_model(route.models, wanted, limits, latency, costs)
+    reason = decision.reason
+    if choice.note.startswith("no model"):
+        reason = f"{reason}; {choice.note}" if reason else choice.note
+    return decision.model_copy(
+        update={
+            "model": choice.model,
+            "fallbacks": unique([*choice.fallbacks, *route.fallbacks], without=choice.model),
+            "tier": choice.tier,
+            "complexity": None if hard is None else round(hard, 4),
+            "reason": reason,
+        }
+    )
+
+
+def unique(models: Sequence[str], without: str) -> list[str]:
+    """``models`` in order, each once, leaving ``without`` out."""
+    return [m for i, m in enumerate(models) if m != without and m not in models[:i]]

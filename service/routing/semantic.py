@@ -1,0 +1,191 @@
+"""The semantic stage: embed a prompt, search the index, score the routes, judge the top one.
+
+Scoring is either the classifier fitted at index build (``scoring: classifier``) or the
+nearest utterances' similarities (``knn``); both end in ``scoring.verdict``, which says
+whether the top route may be accepted or why not.
+
+All CPU work (embedding, search, scoring) runs on one worker thread so the event loop keeps
+serving while a prompt is encoded, and concurrent single prompts share one encoder call
+(``batching.MicroBatcher``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+import faiss
+import numpy as np
+
+from service.config.routes import Route, RouteSet
+from service.encoding.batching import DEFAULT_LIMITS, BatchLimits, MicroBatcher
+from service.index.classifier import softmax
+from service.index.store import LoadedIndex
+from service.routing import context, scoring
+
+
+class Embedder(Protocol):
+    def encode_one(self, text: str) -> np.ndarray: ...
+
+    def encode(
+        self, texts: list[str], batch_size: int = ..., progress: bool = ...
+    ) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class SemanticResult:
+    """The semantic stage's view of one prompt: ranked routes and whether to accept the top."""
+
+    ranked: scoring.Ranked
+    similarities: np.ndarray
+    neighbour_ids: np.ndarray
+    abstain: scoring.Abstain | None
+    evidence: float  # what the acceptance threshold was compared with
+    # The prompt's embedding (the latest turn's, for a conversation), reused by the
+    # complexity estimate so a tiered route does not encode the prompt twice.
+    vector: np.ndarray
+    confidence: float | None = None
+
+
+def single_threaded_math() -> None:
+    """Keep BLAS and OpenMP (NumPy's and FAISS's) on the calling thread.
+
+    The encoder's ONNX Runtime threads own the cores; the classifier's and the search's small
+    products gain nothing from more threads, and idle BLAS/OpenMP workers spinning beside
+    the encoder slowed a 4-prompt batch's scoring from 0.4 ms to 7.6 ms and its encoding by
+    half. OpenMP settings are per thread, so this runs on the encoder thread itself.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    faiss.omp_set_num_threads(1)
+
+
+class SemanticStage:
+    """Scores prompts against one route set and the index built from it."""
+
+    def __init__(
+        self,
+        route_set: RouteSet,
+        index: LoadedIndex,
+        encoder: Embedder,
+        *,
+        top_k: int = 10,
+        batching: BatchLimits = DEFAULT_LIMITS,
+    ):
+        missing = set(index.route_names) - set(route_set.names)
+        if missing:
+            raise ValueError(f"the index holds routes that are not defined: {sorted(missing)}")
+        self.route_set = route_set
+        self.index = index
+        self.encoder = encoder
+        self.top_k = top_k
+        # The routes in the index's order: a ranked position is an index into this.
+        self.routes: list[Route | None] = [route_set.get(name) for name in index.route_names]
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="semroute-encode", initializer=single_threaded_math
+        )
+        # Concurrent single-prompt decisions share one encoder call (service/encoding/batching.py).
+        self.batcher: MicroBatcher[str, SemanticResult] = MicroBatcher(
+            self.score_batch, self._executor, batching.max_batch, batching.max_wait_ms
+        )
+
+    def close(self) -> None:
+        self.batcher.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def match(self, text: str, turns: list[str]) -> SemanticResult:
+        """The result for a request, computed off the event loop.
+
+        A conversation's turns are scored together; a single prompt joins the micro-batch.
+        """
+        if len(turns) > 1:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, self.score_turns, turns)
+        return await self.batcher.submit(text)
+
+    async def embed(self, text: str) -> np.ndarray:
+        """The prompt's embedding, computed off the event loop on the encoder thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.encoder.encode_one, text)
+
+    def score_turns(self, turns: list[str]) -> SemanticResult:
+        """Semantic result of the latest turn with earlier user turns as weaker evidence."""
+        turns = context.context_turns(turns)
+        if len(turns) == 1:
+            return self.score_prompt(turns[0])
+        vectors = np.stack([self.encoder.encode_one(turn) for turn in turns])
+        result = self.score_vectors(context.combine(vectors)[None, :])[0]
+        # Routed by the mixed vector, but the complexity is that of the latest turn alone.
+        return dataclasses.replace(result, vector=vectors[-1])
+
+    def score_prompt(self, text: str) -> SemanticResult:
+        """Embed, search and score one prompt (CPU-bound; called off the event loop)."""
+        return self.score_vectors(self.encoder.encode_one(text)[None, :])[0]
+
+    def score_batch(self, texts: list[str]) -> list[SemanticResult]:
+        """Decisions for the prompts of one micro-batch: one encoder call, cached prompts skipped."""
+        encode_cached = getattr(self.encoder, "encode_cached", None)
+        if encode_cached is not None:
+            vectors = encode_cached(texts)
+        else:  # an Embedder without a batch cache (test doubles)
+            vectors = np.stack([self.encoder.encode_one(text) for text in texts])
+        return self.score_vectors(vectors)
+
+    def score_many(self, texts: list[str], batch_size: int = 128) -> list[SemanticResult]:
+        """The same decisions for many prompts at once (evaluation, benchmarks)."""
+        return self.score_vectors(self.encoder.encode(texts, batch_size=batch_size))
+
+    def score_vectors(self, vectors: np.ndarray) -> list[SemanticResult]:
+        similarities, ids = self.index.search(vectors, self.top_k)
+        classified = self.route_set.config.scoring == "classifier" and self.index.model is not None
+        if classified:
+            assert self.index.model is not None and self.index.calibration is not None
+            logits, features = self.index.model.raw_scores(vectors)
+            probabilities = softmax(logits)
+            in_scope = self.index.calibration.in_scope(features)
+            confidence = self.index.calibration.confidence(in_scope)
+        results = []
+        for row in range(len(vectors)):
+            row_ids = ids[row]
+            if classified:
+                ranked = scoring.rank(probabilities[row])
+                top = int(ranked.positions[0])
+                abstain = scoring.verdict(
+                    ranked,
+                    threshold=self.index.calibration.route_thresholds[top],  # type: ignore[union-attr]
+                    min_margin=self.route_set.config.min_margin,
+                    evidence=float(in_scope[row]),
+                )
+                row_confidence: float | None = float(confidence[row])
+                evidence = float(in_scope[row])
+            else:
+                labels = np.where(row_ids >= 0, self.index.labels[np.maximum(row_ids, 0)], -1)
+                ranked = scoring.rank(
+                    scoring.neighbour_route_scores(
+                        similarities[row], labels, len(self.index.route_names)
+                    )
+                )
+                top_route = self.routes[int(ranked.positions[0])] if len(ranked.positions) else None
+                abstain = scoring.verdict(
+                    ranked,
+                    threshold=self.route_set.threshold(top_route.name) if top_route else 0.0,
+                    min_margin=self.route_set.config.min_margin,
+                )
+                row_confidence = None
+                evidence = float(ranked.scores[0]) if len(ranked.scores) else -1.0
+            results.append(
+                SemanticResult(
+                    ranked=ranked,
+                    similarities=similarities[row],
+                    neighbour_ids=row_ids,
+                    abstain=abstain,
+                    evidence=evidence,
+                    vector=vectors[row],
+                    confidence=row_confidence,
+                )
+            )
+        return results

@@ -1,0 +1,1 @@
+"""Offline tools behind scripts/: evaluation, feedback mining, the bundled local model."""

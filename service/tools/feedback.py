@@ -1,0 +1,64 @@
+"""From the decision log back to routes: corrected decisions become candidate utterances."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The log's records; a line cut short by a crash is skipped."""
+    with path.open(encoding="utf-8") as source:
+        for line in source:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                yield record
+
+
+def corrections(records: Iterable[dict[str, Any]]) -> tuple[dict[str, list[str]], int]:
+    """Prompts per corrected route, and how many corrections had no logged prompt.
+
+    A correction is feedback whose ``correct_route`` differs from the decided route; the
+    prompt comes from the decision record with the same id (logged with LOG_PROMPTS).
+    """
+    prompts: dict[str, str] = {}
+    found: dict[str, list[str]] = defaultdict(list)
+    missing = 0
+    for record in records:
+        kind, decision_id = record.get("type"), record.get("decision_id")
+        if kind == "decision" and isinstance(record.get("prompt"), str):
+            prompts[str(decision_id)] = record["prompt"]
+        elif kind == "feedback":
+            target = record.get("correct_route")
+            if not target or target == record.get("route"):
+                continue
+            prompt = prompts.get(str(decision_id))
+            if prompt is None:
+                missing += 1
+            elif prompt not in found[target]:
+                found[target].append(prompt)
+    return dict(found), missing
+
+
+def utterance_snippets(found: dict[str, list[str]], known: Iterable[str] = ()) -> str:
+    """One YAML snippet per route for review; prompts that already are utterances are left out."""
+    seen = {" ".join(u.casefold().split()) for u in known}
+    parts = []
+    for route in sorted(found):
+        fresh = [p for p in found[route] if " ".join(p.casefold().split()) not in seen]
+        if not fresh:
+            continue
+        header = (
+            f"# routes/{route}.yaml: {len(fresh)} candidate utterance(s) from corrected "
+            "decisions; review, then add to 'utterances' and rebuild the index\n"
+        )
+        parts.append(header + yaml.safe_dump({"utterances": fresh}, allow_unicode=True))
+    return "\n".join(parts)
