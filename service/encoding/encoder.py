@@ -12,7 +12,6 @@ import os
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from service.config.lru import LRU
 from service.config.settings import DEFAULT_EMBEDDING_MODEL
 from service.encoding import onnx_graph
 
@@ -108,9 +108,7 @@ class BaseEncoder(ABC):
     backend: str = "base"
 
     def __init__(self, cache_size: int) -> None:
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
-        self._cache_lock = threading.Lock()
+        self._cache: LRU[str, np.ndarray] = LRU(cache_size)
 
     @abstractmethod
     def _embed(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
@@ -149,23 +147,16 @@ class BaseEncoder(ABC):
         """One read-only vector per text; the cached object itself for a repeated prompt."""
         keys = [clip_for_embedding(text, self.max_chars) for text in texts]
         rows: dict[str, np.ndarray] = {}
-        with self._cache_lock:
-            for key in keys:
-                cached = self._cache.get(key)
-                if cached is not None:
-                    self._cache.move_to_end(key)
-                    rows[key] = cached
+        for key in keys:
+            cached = self._cache.get(key)
+            if cached is not None:
+                rows[key] = cached
         missing = [key for key in dict.fromkeys(keys) if key not in rows]
         if missing:
             for key, vector in zip(missing, self.encode(missing), strict=True):
                 vector.setflags(write=False)
                 rows[key] = vector
-            if self._cache_size:
-                with self._cache_lock:
-                    for key in missing:
-                        self._cache[key] = rows[key]
-                    while len(self._cache) > self._cache_size:
-                        self._cache.popitem(last=False)
+                self._cache.put(key, vector)
         return [rows[key] for key in keys]
 
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from service.completion.chain import ChainResult
+from service.config.lru import LRU
 from service.routing.types import Decision
 
 
@@ -39,8 +39,7 @@ class DecisionLog:
     def __init__(self, path: Path | None, log_prompts: bool = False, remember: int = 10_000):
         self.path = path
         self.log_prompts = log_prompts
-        self._remember = remember
-        self._recent: OrderedDict[str, Remembered] = OrderedDict()
+        self._recent: LRU[str, Remembered] = LRU(remember)
         self._lock = threading.Lock()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,10 +52,7 @@ class DecisionLog:
             sink.write(line + "\n")
 
     def decided(self, decision: Decision, endpoint: str, prompt: str) -> None:
-        with self._lock:
-            self._recent[decision.decision_id] = Remembered(decision.route, decision.model)
-            if len(self._recent) > self._remember:
-                self._recent.popitem(last=False)
+        self._recent.put(decision.decision_id, Remembered(decision.route, decision.model))
         record: dict[str, Any] = {
             "type": "decision",
             "decision_id": decision.decision_id,
@@ -96,8 +92,7 @@ class DecisionLog:
 
     def recall(self, decision_id: str) -> Remembered | None:
         """The route of a recent decision of this process, or None if it was never seen."""
-        with self._lock:
-            return self._recent.get(decision_id)
+        return self._recent.get(decision_id)
 
     def feedback(
         self, decision_id: str, route: str, rating: float, correct_route: str | None

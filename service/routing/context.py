@@ -15,12 +15,11 @@ Two mechanisms, both measured on ``tests/data/multiturn.jsonl`` (see README, Con
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 
+from service.config.lru import LRU
 from service.config.routes import RouteSet
 from service.routing.types import Decision
 
@@ -48,27 +47,16 @@ class ConversationStore:
 
     def __init__(self, max_size: int = 10_000):
         self.max_size = max_size
-        self._routes: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
+        self._routes: LRU[str, str] = LRU(max_size)
 
     def __len__(self) -> int:
         return len(self._routes)
 
     def get(self, conversation_id: str) -> str | None:
-        with self._lock:
-            route = self._routes.get(conversation_id)
-            if route is not None:
-                self._routes.move_to_end(conversation_id)
-            return route
+        return self._routes.get(conversation_id)
 
     def set(self, conversation_id: str, route: str) -> None:
-        if self.max_size <= 0:
-            return
-        with self._lock:
-            self._routes[conversation_id] = route
-            self._routes.move_to_end(conversation_id)
-            while len(self._routes) > self.max_size:
-                self._routes.popitem(last=False)
+        self._routes.put(conversation_id, route)
 
 
 def stick(decision: Decision, previous: str | None, route_set: RouteSet) -> Decision:

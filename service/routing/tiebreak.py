@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import re
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +19,7 @@ import litellm
 
 from service.completion.chain import Call, content_of
 from service.completion.providers import Endpoints
+from service.config.lru import LRU
 from service.config.routes import Route, TiebreakerConfig
 from service.encoding.encoder import clip_for_embedding
 from service.routing.router import (
@@ -85,7 +86,7 @@ class LLMTiebreaker:
         self.config = config
         self.endpoints = endpoints
         self._call: Call = call or litellm.acompletion
-        self._cache: OrderedDict[tuple[str, tuple[str, ...]], str] = OrderedDict()
+        self._cache: LRU[tuple[str, tuple[str, ...]], str] = LRU(config.cache_size)
         self.outcomes: Counter[str] = Counter()
 
     def _messages(self, text: str, candidates: Sequence[Route]) -> list[dict[str, str]]:
@@ -98,17 +99,13 @@ class LLMTiebreaker:
         shortlist = list(candidates)[: self.config.max_candidates]
         names = tuple(route.name for route in shortlist)
         key = (normalise(text), names)
-        if key in self._cache:
-            self._cache.move_to_end(key)
+        cached = self._cache.get(key)
+        if cached is not None:
             self.outcomes["cache_hit"] += 1
-            return self._cache[key]
+            return cached
         picked = await self._ask(text, shortlist, names)
-        if picked is None:
-            return None
-        if self.config.cache_size:
-            self._cache[key] = picked
-            if len(self._cache) > self.config.cache_size:
-                self._cache.popitem(last=False)
+        if picked is not None:
+            self._cache.put(key, picked)
         return picked
 
     async def _ask(self, text: str, shortlist: list[Route], names: tuple[str, ...]) -> str | None:
