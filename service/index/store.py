@@ -10,7 +10,6 @@ interrupted before it leaves the previous index serving.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -26,6 +25,7 @@ import faiss
 import numpy as np
 
 from service import __version__
+from service.config.checksum import file_sha256
 from service.config.routes import RouteSet
 from service.index import classifier, complexity
 from service.index.complexity import ComplexityModel
@@ -156,14 +156,6 @@ class LoadedIndex:
         return self.faiss_index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_json_atomically(path: Path, data: dict[str, Any]) -> None:
     descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".manifest-", suffix=".tmp")
     try:
@@ -184,7 +176,7 @@ def _write_file(index_dir: Path, name: str, write: Any, written: list[Path]) -> 
     temp = index_dir / f".{name}.tmp"
     written.append(temp)
     write(temp)
-    checksum = _sha256(temp)
+    checksum = file_sha256(temp)
     os.replace(temp, index_dir / name)
     written.append(index_dir / name)
     return {"path": name, "sha256": checksum}
@@ -428,7 +420,7 @@ def _verified(index_dir: Path, described: dict[str, str]) -> Path:
     path = index_dir / described["path"]
     if not path.exists():
         raise IndexCorruptError(f"{path} is missing; rebuild it with: {BUILD_COMMAND}")
-    if _sha256(path) != described["sha256"]:
+    if file_sha256(path) != described["sha256"]:
         raise IndexCorruptError(
             f"{path} does not match its checksum in {MANIFEST} (truncated or replaced); "
             f"rebuild it with: {BUILD_COMMAND}"
