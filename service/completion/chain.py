@@ -18,6 +18,7 @@ import litellm
 
 from service.completion.answers import problem_with
 from service.completion.providers import Endpoints
+from service.config.dedup import unique
 from service.config.routes import CompletionPolicy
 
 Outcome = Literal["ok", "error", "timeout", "bad_answer", "skipped"]
@@ -82,13 +83,7 @@ def model_chain(
     chain += [(m, "fallback") for m in fallbacks]
     if escalation:
         chain.append((escalation, "escalation"))
-    seen: set[str] = set()
-    unique = []
-    for name, role in chain:
-        if name not in seen:
-            seen.add(name)
-            unique.append((name, role))
-    return unique
+    return unique(chain, key=lambda entry: entry[0])
 
 
 def _cost(response: Any) -> float | None:

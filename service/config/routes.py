@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from service.config.dedup import normalise
 from service.config.jsonl import text_rows
 from service.config.rules import Rule, rule_route_problems
 from service.config.tiers import TieredModel
@@ -309,10 +310,6 @@ def _load_route(path: Path, shown: str) -> tuple[Route | None, list[Problem]]:
         return None, _pydantic_problems(shown, error)
 
 
-def _normalise_utterance(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
 def _cross_route_problems(routes: list[tuple[Route, str]]) -> list[Problem]:
     problems: list[Problem] = []
     names: dict[str, str] = {}
@@ -326,7 +323,7 @@ def _cross_route_problems(routes: list[tuple[Route, str]]) -> list[Problem]:
         names[route.name] = shown
         seen_here: set[str] = set()
         for position, utterance in enumerate(route.utterances):
-            key = _normalise_utterance(utterance)
+            key = normalise(utterance)
             if key in seen_here:
                 problems.append(
                     Problem(shown, f"utterances.{position}", f"duplicate utterance '{utterance}'")

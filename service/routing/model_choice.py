@@ -6,8 +6,9 @@ caller, which alone knows whether the prompt's embedding is at hand (see ``route
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
+from service.config.dedup import unique
 from service.config.routes import Route
 from service.index import complexity
 from service.routing.tier_choice import (
@@ -33,7 +34,8 @@ def model_costs(routes: Iterable[Route]) -> dict[str, float | None]:
 def with_rule_model(route: Route, decision: Decision, model: str) -> Decision:
     """A rule named its model: use it, and keep the route's other models as fallbacks."""
     chain = [route.model, *(entry.model for entry in route.models), *route.fallbacks]
-    return decision.model_copy(update={"model": model, "fallbacks": unique(chain, without=model)})
+    fallbacks = unique(m for m in chain if m != model)
+    return decision.model_copy(update={"model": model, "fallbacks": fallbacks})
 
 
 def with_tiered_model(
@@ -65,14 +67,11 @@ def with_tiered_model(
     return decision.model_copy(
         update={
             "model": choice.model,
-            "fallbacks": unique([*choice.fallbacks, *route.fallbacks], without=choice.model),
+            "fallbacks": unique(
+                m for m in (*choice.fallbacks, *route.fallbacks) if m != choice.model
+            ),
             "tier": choice.tier,
             "complexity": None if hard is None else round(hard, 4),
             "reason": reason,
         }
     )
-
-
-def unique(models: Sequence[str], without: str) -> list[str]:
-    """``models`` in order, each once, leaving ``without`` out."""
-    return [m for i, m in enumerate(models) if m != without and m not in models[:i]]

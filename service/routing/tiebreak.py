@@ -19,6 +19,7 @@ import litellm
 
 from service.completion.chain import Call, content_of
 from service.completion.providers import Endpoints
+from service.config.dedup import normalise
 from service.config.lru import LRU
 from service.config.routes import Route, TiebreakerConfig
 from service.encoding.encoder import clip_for_embedding
@@ -34,10 +35,6 @@ SYSTEM = (
     'category whose description fits it best. If no category fits, answer "none". '
     'Reply with JSON only: {"route": "<category name>"}.'
 )
-
-
-def normalise(text: str) -> str:
-    return " ".join(text.casefold().split())
 
 
 def choice_schema(names: Sequence[str]) -> dict[str, Any]:

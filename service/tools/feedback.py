@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from service.config.dedup import normalise
+
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
     """The log's records; a line cut short by a crash is skipped."""
@@ -50,10 +52,10 @@ def corrections(records: Iterable[dict[str, Any]]) -> tuple[dict[str, list[str]]
 
 def utterance_snippets(found: dict[str, list[str]], known: Iterable[str] = ()) -> str:
     """One YAML snippet per route for review; prompts that already are utterances are left out."""
-    seen = {" ".join(u.casefold().split()) for u in known}
+    seen = {normalise(u) for u in known}
     parts = []
     for route in sorted(found):
-        fresh = [p for p in found[route] if " ".join(p.casefold().split()) not in seen]
+        fresh = [p for p in found[route] if normalise(p) not in seen]
         if not fresh:
             continue
         header = (
