@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from service.config.complexity_examples import COMPLEXITY_FILE
 from service.config.dedup import normalise
 from service.config.jsonl import text_rows
 from service.config.rules import Rule, rule_route_problems
@@ -22,8 +23,8 @@ from service.config.tiers import TieredModel
 
 ROUTER_FILE = "router.yaml"
 CALIBRATION_FILE = "calibration.jsonl"
-COMPLEXITY_FILE = "complexity.jsonl"
-OUT_OF_SCOPE_LABELS = {"none", "oos", ""}
+# Labels that mean "no route fits": reserved as route names, read as out of scope in data.
+OUT_OF_SCOPE_LABELS = frozenset({"", "oos", "none", "out_of_scope", "no_route"})
 ROUTE_NAME_PATTERN = re.compile(r"^[a-z0-9_-]+$")
 MAX_UTTERANCE_CHARS = 2000
 

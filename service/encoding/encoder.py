@@ -20,12 +20,12 @@ import numpy as np
 
 from service.config.checksum import file_sha256
 from service.config.lru import LRU
+from service.config.rules import CHARS_PER_TOKEN
 from service.config.settings import DEFAULT_EMBEDDING_MODEL
 from service.encoding import onnx_graph
 
 OnnxGraph = Literal["int8", "shipped"]
 
-CHARS_PER_TOKEN = 4
 # A colon only breaks when followed by space, so URLs and clock times stay whole.
 SEGMENT_BREAK = re.compile(r":\s|\n|(?<=[.?!])\s")
 # Bump when the way texts become vectors changes: indexes built the old way turn stale.

@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 
 from service.config.jsonl import text_rows
-from service.config.routes import Route, RouterConfig, RouteSet
+from service.config.routes import OUT_OF_SCOPE_LABELS, Route, RouterConfig, RouteSet
 
-OOS_LABELS = {"", "oos", "none", "out_of_scope", "no_route"}
 OOS = "oos"
 PLACEHOLDER_MODEL = "openai/gpt-4.1-mini"
 
@@ -37,7 +36,7 @@ class DatasetError(ValueError):
 
 def _label(value: Any) -> str | None:
     text = "" if value is None else str(value).strip()
-    return None if text.casefold() in OOS_LABELS else text
+    return None if text.casefold() in OUT_OF_SCOPE_LABELS else text
 
 
 def read_examples(path: Path) -> list[Example]:
