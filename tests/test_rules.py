@@ -1,7 +1,7 @@
 """Rule-based routing: rules in router.yaml, validated at load, checked before the semantic stage."""
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +9,7 @@ import pytest
 from conftest import CODING_PROMPT, COOKING_PROMPT, SMALL_ROUTER, SMALL_ROUTES, WriteRoutes
 
 from service.config.routes import RouteSetError, load_route_set
-from service.config.rules import Rule, RuleSet, approximate_tokens
+from service.config.rules import Rule, RuleMatch, RuleSet, approximate_tokens
 from service.encoding.encoder import Encoder
 from service.index.store import load_index
 from service.routing.router import Router
@@ -200,6 +200,28 @@ async def test_rule_may_name_a_specific_model(make_router: MakeRouter) -> None:
     assert decision.route == "coding"
     assert decision.model == "openai/gpt-4.1-mini"
     assert decision.fallbacks == ["openai/gpt-4.1", "anthropic/claude-sonnet-4-5"]
+
+
+class CountingRuleSet(RuleSet):
+    """The real rules, counting how often a request is matched against them."""
+
+    calls = 0
+
+    def match(self, text: str, metadata: Mapping[str, Any]) -> RuleMatch | None:
+        self.calls += 1
+        return super().match(text, metadata)
+
+
+async def test_a_request_is_matched_against_the_rules_once(make_router: MakeRouter) -> None:
+    router = make_router([{**FREE_TIER, "route": "coding", "model": "openai/gpt-4.1-mini"}])
+    router.rules = counting = CountingRuleSet(router.rules.rules)
+
+    decision = await router.decide(
+        RouteRequest(prompt=COOKING_PROMPT, metadata={"user_tier": "free"})
+    )
+
+    assert (decision.method, decision.model) == ("rule", "openai/gpt-4.1-mini")
+    assert counting.calls == 1
 
 
 async def test_override_wins_over_rules(make_router: MakeRouter) -> None:

@@ -82,20 +82,20 @@ class Router:
     async def decide(self, request: RouteRequest) -> Decision:
         """The full pipeline: route (see ``_route``), conversation stickiness, then the model."""
         started = time.perf_counter()
-        decision, result = await self._route(request, started)
+        decision, result, rule_model = await self._route(request, started)
         if request.conversation_id is not None:
             previous = self.conversations.get(request.conversation_id)
             decision = context.stick(decision, previous, self.route_set)
             self.conversations.set(request.conversation_id, decision.route)
-        decision = await self._pick_model(request, decision, result)
+        decision = await self._pick_model(request, decision, result, rule_model)
         return decision.model_copy(
             update={"latency_ms": round((time.perf_counter() - started) * 1000, 3)}
         )
 
     async def _route(
         self, request: RouteRequest, started: float
-    ) -> tuple[Decision, SemanticResult | None]:
-        """The route, and the semantic stage's result when that stage ran."""
+    ) -> tuple[Decision, SemanticResult | None, str | None]:
+        """The route, the semantic stage's result when that stage ran, and a rule's model."""
         text = request.routable_text()
         if len(text) > self.max_prompt_chars:
             raise PromptTooLargeError(
@@ -108,7 +108,8 @@ class Router:
                     f"unknown route '{request.route}'; known routes: "
                     f"{', '.join(self.route_set.names)}"
                 )
-            return self._decision(route, "override", None, None, started, request.explain), None
+            decision = self._decision(route, "override", None, None, started, request.explain)
+            return decision, None, None
         matched = self.rules.match(text, request.metadata) if self.rules else None
         if matched is not None:
             route = self.route_set.get(matched.rule.route)
@@ -117,14 +118,15 @@ class Router:
             decision = self._decision(
                 route, "rule", None, None, started, request.explain, note=matched.label
             )
-            return decision, None
+            return decision, None, matched.rule.model
 
         result = await self.semantic.match(text, request.user_turns())
         ranked, reason = result.ranked, result.abstain
         routes = self.semantic.routes
         top = routes[int(ranked.positions[0])] if len(ranked.positions) else None
         if top is not None and reason is None:
-            return self._decision(top, "semantic", result, None, started, request.explain), result
+            decision = self._decision(top, "semantic", result, None, started, request.explain)
+            return decision, result, None
         chosen: str | None = None
         if self.tiebreaker is not None and request.tiebreak and len(ranked.positions):
             shortlist = [routes[int(p)] for p in ranked.positions]
@@ -132,7 +134,7 @@ class Router:
             route = self.route_set.get(chosen) if chosen else None
             if route is not None:
                 decision = self._decision(route, "llm", result, reason, started, request.explain)
-                return decision, result
+                return decision, result, None
         undecided = chosen != NO_ROUTE
         if top is not None and undecided and self.route_set.config.undecided == "top":
             note = (
@@ -143,11 +145,11 @@ class Router:
             decision = self._decision(
                 top, "semantic", result, reason, started, request.explain, note=note
             )
-            return decision, result
+            return decision, result, None
         decision = self._decision(
             self.route_set.default, "default", result, reason, started, request.explain
         )
-        return decision, result
+        return decision, result, None
 
     def _decision(
         self,
@@ -202,7 +204,11 @@ class Router:
         )
 
     async def _pick_model(
-        self, request: RouteRequest, decision: Decision, result: SemanticResult | None
+        self,
+        request: RouteRequest,
+        decision: Decision,
+        result: SemanticResult | None,
+        rule_model: str | None,
     ) -> Decision:
         """The model of the chosen route: a rule's model, a tiered pick, or the route's own.
 
@@ -212,10 +218,8 @@ class Router:
         route = self.route_set.get(decision.route)
         if route is None:
             return decision
-        if decision.method == "rule":
-            matched = self.rules.match(request.routable_text(), request.metadata)
-            if matched is not None and matched.rule.model is not None:
-                return model_choice.with_rule_model(route, decision, matched.rule.model)
+        if decision.method == "rule" and rule_model is not None:
+            return model_choice.with_rule_model(route, decision, rule_model)
         if not route.models:
             return decision
         hard: float | None = None
