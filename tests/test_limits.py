@@ -21,7 +21,13 @@ from llm_fixtures import (  # noqa: F401
 )
 
 from service.api.app import create_app
+from service.api.limits import COMPLETION_PATHS
 from service.config.settings import Settings
+
+
+def test_the_in_flight_limit_names_only_paths_the_app_serves(settings: Settings) -> None:
+    paths = create_app(settings).openapi()["paths"]
+    assert all("post" in paths.get(path, {}) for path in COMPLETION_PATHS), sorted(paths)
 
 
 def test_too_many_messages_are_refused_with_413(make_client: Any) -> None:

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.errors import error_response
 
-COMPLETION_PATHS = frozenset({"/complete", "/v1/chat/completions", "/v1/completions"})
+COMPLETION_PATHS = frozenset({"/complete", "/v1/chat/completions"})
 RETRY_AFTER_S = 1
 
 
