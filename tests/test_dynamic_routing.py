@@ -4,7 +4,7 @@ import copy
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +79,16 @@ class CountingEncoder:
 
     def __init__(self, inner: Encoder):
         self.inner = inner
+        self.dimension = inner.dimension
         self.encoded: list[str] = []
 
     def encode_one(self, text: str) -> np.ndarray:
         self.encoded.append(text)
         return self.inner.encode_one(text)
+
+    def encode_cached(self, texts: Sequence[str]) -> np.ndarray:
+        self.encoded.extend(texts)
+        return self.inner.encode_cached(texts)
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         return self.inner.encode(texts, batch_size=batch_size, progress=progress)

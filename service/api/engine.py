@@ -84,10 +84,9 @@ def build_engine(
     llm_call: Call | None = None,
 ) -> Engine:
     """Wire the router (with its tie-breaker) and the completer for one route set."""
-    dimension = getattr(encoder, "dimension", index.dimension)
-    if dimension != index.dimension:
+    if encoder.dimension != index.dimension:
         raise StartupError(
-            f"the encoder gives {dimension}-d vectors, the index holds {index.dimension}-d "
+            f"the encoder gives {encoder.dimension}-d vectors, the index holds {index.dimension}-d "
             "ones; rebuild it with: python scripts/build_index.py"
         )
     endpoints = Endpoints(

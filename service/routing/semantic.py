@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,7 +29,13 @@ from service.routing import context, scoring
 
 
 class Embedder(Protocol):
+    """What the router needs of an encoder (``encoding.encoder.BaseEncoder`` implements it)."""
+
+    dimension: int
+
     def encode_one(self, text: str) -> np.ndarray: ...
+
+    def encode_cached(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def encode(
         self, texts: list[str], batch_size: int = ..., progress: bool = ...
@@ -128,12 +135,7 @@ class SemanticStage:
 
     def score_batch(self, texts: list[str]) -> list[SemanticResult]:
         """Decisions for the prompts of one micro-batch: one encoder call, cached prompts skipped."""
-        encode_cached = getattr(self.encoder, "encode_cached", None)
-        if encode_cached is not None:
-            vectors = encode_cached(texts)
-        else:  # an Embedder without a batch cache (test doubles)
-            vectors = np.stack([self.encoder.encode_one(text) for text in texts])
-        return self.score_vectors(vectors)
+        return self.score_vectors(self.encoder.encode_cached(texts))
 
     def score_many(self, texts: list[str], batch_size: int = 128) -> list[SemanticResult]:
         """The same decisions for many prompts at once (evaluation, benchmarks)."""
