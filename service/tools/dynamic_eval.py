@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from service.config.complexity_examples import read_labelled
+from service.config.jsonl import json_lines
 from service.index.complexity import ComplexityModel, Embeds
 from service.routing.types import Decision, RouteRequest
 
@@ -57,10 +57,10 @@ MODES = ("latest turn only", "context vector", "context vector + sticky conversa
 def read_conversations(path: Path) -> list[list[tuple[str, str]]]:
     """``{"id", "turns": [{"text", "label"}, ...]}`` lines -> [(text, route), ...] each."""
     conversations = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            conversations.append([(turn["text"], turn["label"]) for turn in row["turns"]])
+    for number, row, problem in json_lines(path.read_text(encoding="utf-8").splitlines()):
+        if problem is not None:
+            raise ValueError(f"{path}:{number}: {problem}")
+        conversations.append([(turn["text"], turn["label"]) for turn in row["turns"]])
     return conversations
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -11,16 +10,13 @@ from typing import Any
 import yaml
 
 from service.config.dedup import normalise
+from service.config.jsonl import json_lines
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
     """The log's records; a line cut short by a crash is skipped."""
     with path.open(encoding="utf-8") as source:
-        for line in source:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
+        for _, record, _ in json_lines(source):
             if isinstance(record, dict):
                 yield record
 
