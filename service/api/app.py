@@ -18,13 +18,14 @@ from fastapi.responses import JSONResponse
 from service import __version__
 from service.api import completion_api, limits, monitoring_api, openai_api, reload, routing_api
 from service.api.auth import AuthMiddleware
-from service.api.engine import NotReadyError, StartupError, build_engine, load_state
+from service.api.engine import Engine, NotReadyError, StartupError, build_engine, load_state
 from service.api.errors import BodyLimitMiddleware, error_response, install_error_handlers
 from service.api.schemas import ErrorResponse
 from service.completion.chain import Call
 from service.config.settings import Settings
 from service.encoding.encoder import load_encoder
 from service.ops.monitoring import Monitor, batching_counts, tiebreaker_outcomes
+from service.routing.router import Router
 from service.routing.semantic import Embedder
 from service.routing.types import RouteRequest
 
@@ -79,8 +80,13 @@ def create_app(
     )
     app.state.engine = None
     app.state.settings = settings
+
+    def serving_router() -> Router | None:
+        engine: Engine | None = app.state.engine
+        return engine.router if engine is not None else None
+
     app.state.monitor = Monitor(
-        settings, tiebreaker_outcomes(app.state), batching_counts(app.state)
+        settings, tiebreaker_outcomes(serving_router), batching_counts(serving_router)
     )
     app.state.llm_call = llm_call  # a reload builds its engine with the same call
     install_error_handlers(app)

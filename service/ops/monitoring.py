@@ -17,6 +17,8 @@ from service.config.settings import Settings
 from service.ops.decision_log import DecisionLog
 from service.ops.metrics import Metrics
 from service.ops.stats import Stats
+from service.routing.router import Router
+from service.routing.tiebreak import LLMTiebreaker
 from service.routing.types import Decision, RouteRequest
 
 
@@ -64,26 +66,28 @@ class Monitor:
         return self.stats.report(configured_models)
 
 
-def tiebreaker_outcomes(state: Any) -> Callable[[], Mapping[str, int]]:
-    """Reads the outcome counter of whichever engine serves now (``state.engine``)."""
+CurrentRouter = Callable[[], Router | None]
+
+
+def tiebreaker_outcomes(current_router: CurrentRouter) -> Callable[[], Mapping[str, int]]:
+    """Reads the outcome counter of whichever router serves now (None before start-up)."""
 
     def read() -> Mapping[str, int]:
-        engine = getattr(state, "engine", None)
-        tiebreaker = getattr(getattr(engine, "router", None), "tiebreaker", None)
-        return dict(getattr(tiebreaker, "outcomes", None) or {})
+        router = current_router()
+        tiebreaker = router.tiebreaker if router is not None else None
+        return dict(tiebreaker.outcomes) if isinstance(tiebreaker, LLMTiebreaker) else {}
 
     return read
 
 
-def batching_counts(state: Any) -> Callable[[], Mapping[str, int]]:
-    """Reads the micro-batcher counters of whichever engine serves now (``state.engine``)."""
+def batching_counts(current_router: CurrentRouter) -> Callable[[], Mapping[str, int]]:
+    """Reads the micro-batcher counters of whichever router serves now (None before start-up)."""
 
     def read() -> Mapping[str, int]:
-        engine = getattr(state, "engine", None)
-        semantic = getattr(getattr(engine, "router", None), "semantic", None)
-        batcher = getattr(semantic, "batcher", None)
-        if batcher is None:
+        router = current_router()
+        if router is None:
             return {}
+        batcher = router.semantic.batcher
         return {"batches": batcher.batches, "items": batcher.items, "largest": batcher.largest}
 
     return read
