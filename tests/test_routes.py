@@ -191,13 +191,19 @@ MALFORMED = [
     ),
     pytest.param(_case_blank_utterance, "coding.yaml", ["utterances", "blank"], id="blank-item"),
     pytest.param(
-        _case_utterances_as_string, "coding.yaml", ["utterances", "list"], id="utterances-string"
+        _case_utterances_as_string,
+        "coding.yaml",
+        ["utterances", "list of example prompts"],
+        id="utterances-string",
     ),
     pytest.param(_case_unknown_key, "coding.yaml", ["colour", "unknown key"], id="unknown-key"),
     pytest.param(_case_bad_name_pattern, "coding.yaml", ["name", "[a-z0-9_-]+"], id="bad-name"),
     pytest.param(_case_model_with_spaces, "coding.yaml", ["model", "spaces"], id="model-spaces"),
     pytest.param(
-        _case_fallbacks_as_string, "coding.yaml", ["fallbacks", "list"], id="fallbacks-string"
+        _case_fallbacks_as_string,
+        "coding.yaml",
+        ["fallbacks", "list of model strings"],
+        id="fallbacks-string",
     ),
     pytest.param(
         _case_threshold_out_of_range, "coding.yaml", ["threshold", "1"], id="threshold-range"

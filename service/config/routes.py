@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from service.config.complexity_examples import COMPLEXITY_FILE
 from service.config.dedup import normalise
@@ -27,6 +35,11 @@ CALIBRATION_FILE = "calibration.jsonl"
 OUT_OF_SCOPE_LABELS = frozenset({"", "oos", "none", "out_of_scope", "no_route"})
 ROUTE_NAME_PATTERN = re.compile(r"^[a-z0-9_-]+$")
 MAX_UTTERANCE_CHARS = 2000
+# A YAML scalar where a list belongs: what each list field should have held instead.
+NOT_A_STRING = {
+    "fallbacks": "must be a list of model strings, e.g. [openai/gpt-4.1]",
+    "utterances": "must be a list of example prompts, not a single string",
+}
 
 
 def _model_string(value: str) -> str:
@@ -94,24 +107,17 @@ class Route(BaseModel):
     def _model(cls, value: str | None) -> str | None:
         return None if value is None else _model_string(value)
 
-    @field_validator("fallbacks", mode="before")
+    @field_validator("fallbacks", "utterances", mode="before")
     @classmethod
-    def _fallbacks_list(cls, value: Any) -> Any:
+    def _a_list_not_a_string(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
-            raise ValueError("must be a list of model strings, e.g. [openai/gpt-4.1]")
+            raise ValueError(NOT_A_STRING[str(info.field_name)])
         return value
 
     @field_validator("fallbacks")
     @classmethod
     def _fallback_models(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_model_string(model) for model in value)
-
-    @field_validator("utterances", mode="before")
-    @classmethod
-    def _utterance_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            raise ValueError("must be a list of example prompts, not a single string")
-        return value
 
     @field_validator("utterances")
     @classmethod
