@@ -9,7 +9,6 @@ in ``x-semroute-*`` response headers, the model that answered in the body's ``mo
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -17,11 +16,10 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from service.api.completion_api import chain_failure
+from service.api.answering import answer, finished
 from service.api.engine import Engine, current_engine
 from service.api.routing_api import CLIENT_ERRORS
-from service.api.schemas import AttemptInfo, ErrorResponse
-from service.completion.chain import ChainResult, CompletionJob, model_chain
+from service.api.schemas import ErrorResponse
 from service.ops.monitoring import Monitor, current_monitor
 from service.routing.types import Decision, Message, MetadataValue, RouteRequest
 
@@ -124,11 +122,6 @@ def decision_headers(decision: Decision, served: str | None) -> dict[str, str]:
     return headers
 
 
-def _failure(result: ChainResult, deadline_s: float) -> JSONResponse:
-    attempts = [AttemptInfo(**vars(a)) for a in result.attempts]
-    return chain_failure(result.deadline_exceeded, attempts, deadline_s)
-
-
 def _event(payload: dict[str, Any]) -> str:
     return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
 
@@ -143,46 +136,37 @@ async def chat_completions(
     monitor: Annotated[Monitor, Depends(current_monitor)],
 ) -> Any:
     """Route the chat, answer it with the chosen model (falling back on failure), OpenAI-style."""
-    started = time.perf_counter()
-    policy = engine.route_set.config.completion
-    request = body.route_request()
-    decision = await engine.router.decide(request)
-    monitor.decided(decision, request, "openai")
-    route = engine.route_set.get(decision.route)
-    job = CompletionJob(
-        messages=body.chat_messages(),
-        models=model_chain(decision.model, decision.fallbacks, policy.escalation_model),
-        params=body.generation_params(),
-        reviewer=None if body.stream or route is None else route.reviewer,
+    outcome = await answer(
+        engine,
+        monitor,
+        body.route_request(),
+        "openai",
+        body.chat_messages(),
+        body.generation_params(),
+        stream=body.stream,
     )
-    if not body.stream:
-        result = await engine.completer.run(job)
-        monitor.completed(decision, result, time.perf_counter() - started)
-        if not result.ok:
-            return _failure(result, policy.deadline_s)
+    if isinstance(outcome, JSONResponse):
+        return outcome
+    decision, result, streamed = outcome.decision, outcome.result, outcome.stream
+    if streamed is None:
         response: Any = result.response
         payload = response.model_dump(exclude_none=True)
         payload["model"] = result.model
         return JSONResponse(payload, headers=decision_headers(decision, result.model))
-
-    answer = await engine.completer.stream(job)
-    if not answer.ok:
-        monitor.completed(decision, answer.result, time.perf_counter() - started)
-        return _failure(answer.result, policy.deadline_s)
-    served = answer.result.model
+    served = result.model
 
     async def events() -> AsyncIterator[str]:
         try:
-            async for chunk in answer.chunks():
+            async for chunk in streamed.chunks():
                 payload = chunk.model_dump(exclude_none=True)
                 payload["model"] = served
                 yield _event(payload)
-            if answer.failure:
-                yield _event({"error": {"type": "stream_failed", "message": answer.failure}})
+            if streamed.failure:
+                yield _event({"error": {"type": "stream_failed", "message": streamed.failure}})
             else:
                 yield "data: [DONE]\n\n"
         finally:
-            monitor.completed(decision, answer.result, time.perf_counter() - started)
+            await finished(engine, monitor, decision, result, outcome.started)
 
     return StreamingResponse(
         events(),

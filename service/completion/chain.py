@@ -67,12 +67,15 @@ class ChainResult:
 
 @dataclass(frozen=True)
 class CompletionJob:
-    """Everything one ``/complete`` needs besides the providers: what to send and to whom."""
+    """Everything one completion needs besides the providers: what to send, to whom, and
+    how long the chain may take (``budget_s``: what the request's deadline has left once the
+    route is decided; None gives the policy's whole ``deadline_s``)."""
 
     messages: list[dict[str, Any]]
     models: Sequence[tuple[str, Role]]
     params: dict[str, Any] = field(default_factory=dict)
     reviewer: str | None = None
+    budget_s: float | None = None
 
 
 def model_chain(
@@ -215,7 +218,8 @@ class Completer:
         deadline on the event loop's clock, for whatever step comes next.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.policy.deadline_s
+        budget = self.policy.deadline_s if job.budget_s is None else job.budget_s
+        deadline = loop.time() + budget
         result = ChainResult(attempts=[])
         for model, role in job.models:
             remaining = deadline - loop.time()
