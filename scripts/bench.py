@@ -164,11 +164,12 @@ def in_process(backend: str, short: list[str], long: list[str]) -> dict[str, Any
     from service.config.settings import Settings
     from service.encoding.encoder import load_encoder
     from service.routing.types import RouteRequest
+    from service.state.local import LocalState
 
     settings = Settings(encoder_backend=backend)  # type: ignore[arg-type]
     route_set, index = load_state(settings)
     encoder = load_encoder(settings.embedding_model, backend, cache_size=4096)
-    engine = build_engine(settings, route_set, index, encoder)
+    engine = build_engine(settings, route_set, index, encoder, LocalState())
     router = engine.router
     freeze_startup_objects()  # as the service does once it is ready
 

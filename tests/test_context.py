@@ -12,7 +12,6 @@ from conftest import CODING_PROMPT, COOKING_PROMPT, SMALL_ROUTER, SMALL_ROUTES, 
 from service.encoding.encoder import Encoder
 from service.index.store import load_index
 from service.routing import context
-from service.routing.context import ConversationStore
 from service.routing.router import Router
 from service.routing.types import RouteRequest
 from service.tools import dynamic_eval
@@ -123,25 +122,6 @@ async def test_a_vague_follow_up_is_routed_with_its_earlier_turn(make_router: Ma
 # -- sticky conversations -----------------------------------------------------------------------
 
 
-def test_conversation_store_forgets_the_least_recently_used() -> None:
-    store = ConversationStore(max_size=2)
-    store.set("a", "coding")
-    store.set("b", "cooking")
-    assert store.get("a") == "coding"  # "a" is now the most recent
-
-    store.set("c", "greetings")
-
-    assert (store.get("a"), store.get("b"), store.get("c")) == ("coding", None, "greetings")
-    assert len(store) == 2
-
-
-def test_a_zero_sized_store_remembers_nothing() -> None:
-    store = ConversationStore(max_size=0)
-    store.set("a", "coding")
-
-    assert store.get("a") is None
-
-
 async def test_a_conversation_stays_on_its_route_unless_the_new_turn_is_clear(
     make_router: MakeRouter,
 ) -> None:
@@ -178,7 +158,7 @@ async def test_a_clear_new_turn_moves_the_conversation(make_router: MakeRouter) 
     again = await router.decide(RouteRequest(prompt="hello there", conversation_id="c1"))
 
     assert (moved.route, moved.method) == ("cooking", "semantic")
-    assert router.conversations.get("c1") == again.route
+    assert await router.state.conversation_route("c1") == again.route
 
 
 async def test_conversations_do_not_share_routes(make_router: MakeRouter) -> None:

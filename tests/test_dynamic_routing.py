@@ -1,5 +1,6 @@
 """Dynamic routing: tiered models per route, chosen by quality, cost, latency or complexity."""
 
+import asyncio
 import copy
 import json
 import subprocess
@@ -36,12 +37,7 @@ from service.index import complexity
 from service.index.store import load_index
 from service.routing.router import Router
 from service.routing.semantic import Embedder
-from service.routing.tier_choice import (
-    LatencyTracker,
-    TierRequest,
-    choose_model,
-    litellm_cost_per_1k,
-)
+from service.routing.tier_choice import TierRequest, choose_model, litellm_cost_per_1k
 from service.routing.types import RouteRequest
 from service.tools import dynamic_eval
 
@@ -65,7 +61,7 @@ MakeRouter = Callable[..., Router]
 
 
 def choose(wanted: str = "balanced", **limits: Any) -> Any:
-    return choose_model(MODELS, wanted, TierRequest(**limits), LatencyTracker(), COSTS)  # type: ignore[arg-type]
+    return choose_model(MODELS, wanted, TierRequest(**limits), {}, COSTS)  # type: ignore[arg-type]
 
 
 def tiered_routes(**coding: Any) -> dict[str, Any]:
@@ -205,15 +201,11 @@ def test_a_cost_limit_excludes_dearer_models() -> None:
 
 
 def test_a_latency_limit_uses_the_declared_prior_then_observed_latencies() -> None:
-    tracker = LatencyTracker(alpha=0.5)
     limits = TierRequest(max_latency_ms=1000)
 
-    assert choose_model(MODELS, "best", limits, tracker, COSTS).model == MINI
-    tracker.observe(FULL, 800)
-    assert choose_model(MODELS, "best", limits, tracker, COSTS).model == FULL
-    tracker.observe(FULL, 1600)
-    assert tracker.expected(FULL) == pytest.approx(1200)
-    assert choose_model(MODELS, "best", limits, tracker, COSTS).model == MINI
+    assert choose_model(MODELS, "best", limits, {}, COSTS).model == MINI, "prior 2500 ms"
+    assert choose_model(MODELS, "best", limits, {FULL: 800.0}, COSTS).model == FULL
+    assert choose_model(MODELS, "best", limits, {FULL: 1200.0}, COSTS).model == MINI
 
 
 def test_when_no_model_meets_the_limits_the_cheapest_is_used_and_said() -> None:
@@ -441,8 +433,6 @@ def test_completions_feed_the_observed_latency_of_their_model(make_client: MakeC
     body = client.post("/complete", json={"prompt": "what is 12 times 7", "quality": "best"}).json()
 
     assert body["answer"] == "answer from ok-math-pro"
-    latency = client.app.state.engine.router.latency  # type: ignore[attr-defined]
-    assert latency.expected("openai/ok-math-pro") == pytest.approx(
-        body["attempts"][0]["latency_ms"]
-    )
-    assert latency.expected("openai/ok-math") is None
+    state = client.app.state.engine.state  # type: ignore[attr-defined]
+    observed = asyncio.run(state.latencies(["openai/ok-math-pro", "openai/ok-math"]))
+    assert observed == {"openai/ok-math-pro": pytest.approx(body["attempts"][0]["latency_ms"])}

@@ -9,7 +9,7 @@ import pytest
 
 SERVICE = Path(__file__).resolve().parent.parent / "service"
 # Highest first: a package may import from packages to its right, never to its left.
-LAYERS = ["tools", "api", "ops", "routing", "completion", "index", "encoding", "config"]
+LAYERS = ["tools", "api", "ops", "routing", "completion", "state", "index", "encoding", "config"]
 
 
 def _imports(path: Path) -> set[str]:

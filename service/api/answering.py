@@ -11,6 +11,7 @@ request shape into ``answer``'s arguments and its outcome into their response sh
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from service.api.engine import Engine
 from service.api.errors import error_response
 from service.api.schemas import AttemptInfo
 from service.completion.chain import ChainResult, CompletionJob, StreamedAnswer, model_chain
+from service.config.routes import CompletionPolicy
 from service.ops.monitoring import Monitor
 from service.routing.types import Decision, RouteRequest
 
@@ -57,7 +59,7 @@ async def answer(
     try:
         decision = await asyncio.wait_for(engine.router.decide(request), policy.deadline_s)
     except TimeoutError:
-        return chain_failure(True, [], policy.deadline_s)
+        return chain_failure(True, [], policy)
     monitor.decided(decision, request, endpoint)
     route = engine.route_set.get(decision.route)
     job = CompletionJob(
@@ -77,7 +79,7 @@ async def answer(
     await finished(engine, monitor, decision, result, started)
     if not result.ok:
         attempts = [AttemptInfo(**vars(a)) for a in result.attempts]
-        return chain_failure(result.deadline_exceeded, attempts, policy.deadline_s)
+        return chain_failure(result.deadline_exceeded, attempts, policy)
     return Answered(decision, result, started)
 
 
@@ -89,21 +91,31 @@ async def finished(
     monitor.completed(decision, result, time.perf_counter() - started)
     for attempt in result.attempts:
         if attempt.outcome == "ok" and attempt.role != "review":
-            engine.router.latency.observe(attempt.model, attempt.latency_ms)
+            await engine.state.observe_latency(attempt.model, attempt.latency_ms)
 
 
 def chain_failure(
-    deadline_exceeded: bool, attempts: list[AttemptInfo], deadline_s: float
+    deadline_exceeded: bool, attempts: list[AttemptInfo], policy: CompletionPolicy
 ) -> JSONResponse:
-    """502 when every model failed, 504 when the deadline ran out; the attempts say why."""
+    """502 when every model failed, 504 when the deadline ran out, 503 when every model is
+    cooling down after repeated failures; the attempts say why."""
     listing = [a.model_dump() for a in attempts]
     if deadline_exceeded:
         return error_response(
             504,
             "deadline_exceeded",
-            f"no model answered within the {deadline_s:g}s deadline",
+            f"no model answered within the {policy.deadline_s:g}s deadline",
             attempts=listing,
         )
+    if attempts and all(a.error_type == "cooldown" for a in attempts):
+        response = error_response(
+            503,
+            "models_cooling_down",
+            "every model of the route failed repeatedly of late and is cooling down; retry later",
+            attempts=listing,
+        )
+        response.headers["retry-after"] = str(math.ceil(policy.cooldown.cooldown_s))
+        return response
     if attempts and all(a.error_type == "missing_api_key" for a in attempts):
         needed = "; ".join(a.message or a.model for a in attempts)
         return error_response(502, "missing_api_key", needed, attempts=listing)

@@ -28,6 +28,7 @@ from service.ops.monitoring import Monitor, batching_counts, tiebreaker_outcomes
 from service.routing.router import Router
 from service.routing.semantic import Embedder
 from service.routing.types import RouteRequest
+from service.state.factory import open_state
 
 __all__ = ["StartupError", "create_app", "create_app_from_env", "load_state"]
 
@@ -44,6 +45,8 @@ def create_app(
     """
     settings = settings or Settings()
     route_set, index = load_state(settings)
+    # The app's, not an engine's: a reload hands it to the new engine.
+    state = open_state(settings, route_set.config.conversation_cache_size)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,7 +62,7 @@ def create_app(
                 settings.onnx_graph,
                 settings.cache_dir,
             )
-        engine = build_engine(settings, route_set, index, model, llm_call)
+        engine = build_engine(settings, route_set, index, model, state, llm_call)
         await engine.router.decide(RouteRequest(prompt="warm up the encoder", tiebreak=False))
         app.state.engine = engine
         freeze_startup_objects()
@@ -68,6 +71,7 @@ def create_app(
                 yield
         finally:
             app.state.engine.close()
+            await state.close()
 
     app = FastAPI(
         title="semroute",
@@ -86,7 +90,7 @@ def create_app(
         return engine.router if engine is not None else None
 
     app.state.monitor = Monitor(
-        settings, tiebreaker_outcomes(serving_router), batching_counts(serving_router)
+        settings, state, tiebreaker_outcomes(serving_router), batching_counts(serving_router)
     )
     app.state.llm_call = llm_call  # a reload builds its engine with the same call
     install_error_handlers(app)

@@ -21,7 +21,7 @@ router = APIRouter()
 @router.post(
     "/complete",
     response_model=CompleteResponse,
-    responses={**CLIENT_ERRORS, 502: {"model": ErrorResponse}, 504: {"model": ErrorResponse}},
+    responses={**CLIENT_ERRORS, **{code: {"model": ErrorResponse} for code in (502, 503, 504)}},
 )
 async def complete(
     body: CompleteRequest,

@@ -27,6 +27,7 @@ from service.index.store import (
 from service.routing.router import Router
 from service.routing.semantic import Embedder
 from service.routing.tiebreak import LLMTiebreaker
+from service.state.store import StateStore
 
 log = logging.getLogger("semroute")
 
@@ -67,10 +68,13 @@ def load_state(settings: Settings) -> tuple[RouteSet, LoadedIndex]:
 
 @dataclass(frozen=True)
 class Engine:
+    """One route set and what serves it; ``state`` is the app's, shared by every engine."""
+
     route_set: RouteSet
     index: LoadedIndex
     router: Router
     completer: Completer
+    state: StateStore
 
     def close(self) -> None:
         self.router.close()
@@ -81,9 +85,13 @@ def build_engine(
     route_set: RouteSet,
     index: LoadedIndex,
     encoder: Embedder,
+    state: StateStore,
     llm_call: Call | None = None,
 ) -> Engine:
-    """Wire the router (with its tie-breaker) and the completer for one route set."""
+    """Wire the router (with its tie-breaker) and the completer for one route set.
+
+    ``state`` is the app's store: conversations, latencies and cooldowns survive a reload.
+    """
     if encoder.dimension != index.dimension:
         raise StartupError(
             f"the encoder gives {encoder.dimension}-d vectors, the index holds {index.dimension}-d "
@@ -107,10 +115,11 @@ def build_engine(
         top_k=settings.top_k,
         max_prompt_chars=settings.max_prompt_chars,
         tiebreaker=tiebreaker,
+        state=state,
         batching=BatchLimits(settings.batch_max, settings.batch_wait_ms),
     )
-    completer = Completer(endpoints, route_set.config.completion, call=llm_call)
-    return Engine(route_set=route_set, index=index, router=router, completer=completer)
+    completer = Completer(endpoints, route_set.config.completion, call=llm_call, state=state)
+    return Engine(route_set=route_set, index=index, router=router, completer=completer, state=state)
 
 
 async def current_engine(request: Request) -> Engine:

@@ -128,7 +128,7 @@ def _event(payload: dict[str, Any]) -> str:
 
 @router.post(
     "/chat/completions",
-    responses={**CLIENT_ERRORS, 502: {"model": ErrorResponse}, 504: {"model": ErrorResponse}},
+    responses={**CLIENT_ERRORS, **{code: {"model": ErrorResponse} for code in (502, 503, 504)}},
 )
 async def chat_completions(
     body: ChatCompletionRequest,

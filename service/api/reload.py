@@ -152,6 +152,7 @@ async def reload_engine(app: FastAPI) -> tuple[Engine, Engine]:
                 route_set,
                 index,
                 current.router.semantic.encoder,
+                current.state,  # conversations, latencies and cooldowns carry over
                 getattr(app.state, "llm_call", None),
             )
         except StartupError as error:

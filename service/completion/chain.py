@@ -1,7 +1,8 @@
 """Routed completions: call the chosen model through litellm, fall back, review, account.
 
 One attempt per model, in the order model -> route fallbacks -> router-wide escalation model,
-all inside one overall deadline. Provider errors are litellm's own exception types (its
+all inside one overall deadline. A model in cooldown (it failed repeatedly of late; see
+``service.state.cooldown``) is skipped, and its skip is recorded like any attempt. Provider errors are litellm's own exception types (its
 mapping of every provider's failures); this module only decides what to try next and keeps
 the record of every attempt.
 """
@@ -20,6 +21,9 @@ from service.completion.answers import problem_with
 from service.completion.providers import Endpoints
 from service.config.dedup import unique
 from service.config.routes import CompletionPolicy
+from service.state.cooldown import counts_toward_cooldown
+from service.state.local import LocalState
+from service.state.store import StateStore
 
 Outcome = Literal["ok", "error", "timeout", "bad_answer", "skipped"]
 Role = Literal["primary", "fallback", "escalation", "review"]
@@ -123,17 +127,32 @@ def content_of(response: Any) -> tuple[str | None, str | None, bool]:
 
 
 class Completer:
-    """Runs completion jobs against litellm (or any function with its signature, in tests)."""
+    """Runs completion jobs against litellm (or any function with its signature, in tests).
+
+    Failures and cooldowns are counted in ``state``, the app's store, so that they outlive
+    a reload and, with Redis, hold on every replica.
+    """
 
     def __init__(
         self,
         endpoints: Endpoints,
         policy: CompletionPolicy,
         call: Call | None = None,
+        state: StateStore | None = None,
     ):
         self.endpoints = endpoints
         self.policy = policy
+        self.state: StateStore = state or LocalState()
         self._call: Call = call or litellm.acompletion
+
+    async def _failed(self, model: str, error: BaseException) -> None:
+        if counts_toward_cooldown(error):
+            await self.state.record_failure(model, self.policy.cooldown)
+
+    async def _cooling(self, job: CompletionJob) -> dict[str, float]:
+        if self.policy.cooldown.cooldown_s <= 0:
+            return {}
+        return await self.state.cooldowns(model for model, _ in job.models)
 
     def _begin(
         self, model: str, role: Role
@@ -186,11 +205,13 @@ class Completer:
                 ),
                 timeout=timeout,
             )
-        except (TimeoutError, litellm.Timeout):
+        except (TimeoutError, litellm.Timeout) as error:
+            await self._failed(model, error)
             return record(
                 "timeout", error_type="Timeout", message=f"no answer within {timeout:.3g}s"
             ), None
         except Exception as error:  # litellm maps provider failures onto its exception types
+            await self._failed(model, error)
             return record("error", error_type=type(error).__name__, message=_short(error)), None
         usage, cost = _usage(response), _cost(response)
         content, finish_reason, tool_calls = content_of(response)
@@ -221,7 +242,11 @@ class Completer:
         budget = self.policy.deadline_s if job.budget_s is None else job.budget_s
         deadline = loop.time() + budget
         result = ChainResult(attempts=[])
+        cooling = await self._cooling(job)
         for model, role in job.models:
+            if model in cooling:
+                result.attempts.append(self._cooling_down(model, role, cooling[model]))
+                continue
             remaining = deadline - loop.time()
             if remaining <= 0:
                 result.deadline_exceeded = True
@@ -237,6 +262,17 @@ class Completer:
                 result.deadline_exceeded = True
                 break
         return result, None, deadline
+
+    def _cooling_down(self, model: str, role: Role, left_s: float) -> Attempt:
+        target, _ = self.endpoints.resolve(model)
+        return Attempt(
+            model=target,
+            role=role,
+            outcome="skipped",
+            latency_ms=0.0,
+            error_type="cooldown",
+            message=f"{model} failed repeatedly; cooling down for another {left_s:.3g}s",
+        )
 
     async def run(self, job: CompletionJob) -> ChainResult:
         """Try the job's models in order until one gives a usable answer or time runs out."""
@@ -327,11 +363,13 @@ class Completer:
                         opening.append(await anext(stream))
                     except StopAsyncIteration:
                         break
-        except (TimeoutError, litellm.Timeout):
+        except (TimeoutError, litellm.Timeout) as error:
+            await self._failed(model, error)
             return record(
                 "timeout", error_type="Timeout", message=f"no first chunk within {timeout:.3g}s"
             ), None
         except Exception as error:  # litellm maps provider failures onto its exception types
+            await self._failed(model, error)
             return record("error", error_type=type(error).__name__, message=_short(error)), None
         if not (opening and _substantial(opening[-1])):
             rebuilt = _rebuild(opening, messages)

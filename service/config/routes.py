@@ -149,6 +149,23 @@ class TiebreakerConfig(BaseModel):
         return _model_string(value)
 
 
+class CooldownPolicy(BaseModel):
+    """When a failing model is skipped, with litellm Router's semantics and defaults.
+
+    More than ``allowed_fails`` failures that count (see ``service.state.cooldown``) within
+    ``window_s`` of the first one put the model in cooldown for ``cooldown_s``: the chain
+    skips it and goes on with the next model. ``cooldown_s: 0`` turns cooldowns off. The
+    defaults are litellm's (``DEFAULT_ALLOWED_FAILS``, ``DEFAULT_COOLDOWN_TIME_SECONDS``; a
+    test keeps them equal) and its per-minute failure window.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed_fails: int = Field(default=3, ge=0, le=10_000)
+    window_s: float = Field(default=60.0, gt=0, le=86_400)
+    cooldown_s: float = Field(default=5.0, ge=0, le=86_400)
+
+
 class CompletionPolicy(BaseModel):
     """How ``/complete`` spends its time: per-attempt timeout, overall deadline, escalation."""
 
@@ -161,6 +178,7 @@ class CompletionPolicy(BaseModel):
     min_truncated_chars: int = Field(
         default=20, ge=0, description="A reply cut off by max_tokens shorter than this is bad."
     )
+    cooldown: CooldownPolicy = CooldownPolicy()
 
     @field_validator("escalation_model")
     @classmethod

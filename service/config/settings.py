@@ -87,6 +87,26 @@ class Settings(BaseSettings):
     max_inflight_completions: int = Field(
         default=64, ge=1, description="Completions served at once; more get 503 + Retry-After."
     )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="redis://host:port/db holding the state replicas share (conversation "
+        "routes, latency averages, recent decisions, cooldowns); unset keeps it in process.",
+    )
+    redis_prefix: str = Field(
+        default="semroute:", min_length=1, description="Prefix of every key this service writes."
+    )
+    redis_timeout_s: float = Field(
+        default=0.25, gt=0, le=10, description="Longest wait for one Redis call before local state."
+    )
+    redis_retry_s: float = Field(
+        default=1.0, gt=0, le=600, description="After a Redis failure, local state only this long."
+    )
+    redis_max_connections: int = Field(default=32, ge=1, le=10_000)
+    state_ttl_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="Conversation routes, latency averages and decisions expire from Redis after this.",
+    )
     reload_grace_s: float = Field(
         default=60.0, gt=0, description="Longest wait for requests on a replaced engine."
     )

@@ -1,8 +1,8 @@
 """The decision log: one JSON line per decision, completion and feedback, joined by decision id.
 
 Off unless ``SEMROUTE_DECISION_LOG`` names a file. Prompt text is written only with
-``SEMROUTE_LOG_PROMPTS=true``. Independently of the file, the most recent decisions are kept
-in memory (bounded) so that feedback on an unknown decision id can be refused with a 404.
+``SEMROUTE_LOG_PROMPTS=true``. The decisions that feedback may name are remembered by the
+state store (``service.state``), not here.
 
 Record shapes (``type`` tells them apart):
 
@@ -18,28 +18,19 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from service.completion.chain import ChainResult
-from service.config.lru import LRU
 from service.routing.types import Decision
 
 
-@dataclass(frozen=True)
-class Remembered:
-    route: str
-    model: str
-
-
 class DecisionLog:
-    """Appends records to a JSONL file (if any) and remembers recent decision ids."""
+    """Appends records to a JSONL file, if any."""
 
-    def __init__(self, path: Path | None, log_prompts: bool = False, remember: int = 10_000):
+    def __init__(self, path: Path | None, log_prompts: bool = False):
         self.path = path
         self.log_prompts = log_prompts
-        self._recent: LRU[str, Remembered] = LRU(remember)
         self._lock = threading.Lock()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +43,6 @@ class DecisionLog:
             sink.write(line + "\n")
 
     def decided(self, decision: Decision, endpoint: str, prompt: str) -> None:
-        self._recent.put(decision.decision_id, Remembered(decision.route, decision.model))
         record: dict[str, Any] = {
             "type": "decision",
             "decision_id": decision.decision_id,
@@ -89,10 +79,6 @@ class DecisionLog:
                 ],
             }
         )
-
-    def recall(self, decision_id: str) -> Remembered | None:
-        """The route of a recent decision of this process, or None if it was never seen."""
-        return self._recent.get(decision_id)
 
     def feedback(
         self, decision_id: str, route: str, rating: float, correct_route: str | None

@@ -1,4 +1,7 @@
-"""Prometheus metrics of one app: decisions, completions, tokens, cost, tie-breaker, batching.
+"""Prometheus metrics of one app: decisions, completions, tokens, cost, tie-breaker, batching,
+cooldowns and shared-state errors.
+
+Every series is per replica; Prometheus aggregates replicas (``sum by (...)``) itself.
 
 Every app owns its own ``CollectorRegistry`` (tests build many apps in one process, and the
 global registry refuses a second metric of the same name). Tie-breaker outcomes are read
@@ -10,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from service.completion.chain import Attempt, ChainResult
 from service.routing.types import Decision
+from service.state.store import StateCounters
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DECISION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -74,6 +78,33 @@ class BatchingCollector(Collector):
         )
 
 
+class StateCollector(Collector):
+    """The state store's own counters (``StateStore.counters``), read at scrape time."""
+
+    def __init__(self, counters: Callable[[], StateCounters]):
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        counters = self._counters()
+        errors = CounterMetricFamily(
+            "semroute_shared_state_errors",
+            "Calls to the shared state (Redis) that failed or timed out and were served from "
+            "this replica's own state instead, by operation.",
+            labels=["operation"],
+        )
+        for operation, count in sorted(counters.errors.items()):
+            errors.add_metric([operation], count)
+        yield errors
+        started = CounterMetricFamily(
+            "semroute_cooldowns_started",
+            "Cooldowns of failing models started by this replica, by model.",
+            labels=["model"],
+        )
+        for model, count in sorted(counters.cooldowns_started.items()):
+            started.add_metric([model], count)
+        yield started
+
+
 class Metrics:
     """The service's metrics, registered in a registry of their own."""
 
@@ -81,6 +112,7 @@ class Metrics:
         self,
         tiebreaker_outcomes: Callable[[], Mapping[str, int]] | None = None,
         batching: Callable[[], Mapping[str, int]] | None = None,
+        state_counters: Callable[[], StateCounters] | None = None,
     ):
         self.registry = CollectorRegistry()
         r = self.registry
@@ -141,8 +173,16 @@ class Metrics:
             ["route"],
             registry=r,
         )
+        self.cooldown_seconds = Gauge(
+            "semroute_model_cooldown_seconds",
+            "Seconds a model stays skipped after repeated failures (0 when it is not).",
+            ["model"],
+            registry=r,
+        )
         if tiebreaker_outcomes is not None:
             r.register(TiebreakerCollector(tiebreaker_outcomes))
+        if state_counters is not None:
+            r.register(StateCollector(state_counters))
         if batching is not None:
             r.register(BatchingCollector(batching))
 
@@ -168,6 +208,9 @@ class Metrics:
         if answered is not None and answered.role != "primary":
             self.fallbacks.labels(decision.route).inc()
 
-    def exposition(self) -> bytes:
-        """The Prometheus text format of every metric."""
+    def exposition(self, cooldowns: Mapping[str, float] | None = None) -> bytes:
+        """The Prometheus text format of every metric; ``cooldowns``: seconds left per model
+        (every configured model, so a cooldown that ended reads 0 rather than vanishing)."""
+        for model, left in (cooldowns or {}).items():
+            self.cooldown_seconds.labels(model).set(round(left, 3))
         return generate_latest(self.registry)

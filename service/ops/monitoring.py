@@ -20,42 +20,51 @@ from service.ops.stats import Stats
 from service.routing.router import Router
 from service.routing.tiebreak import LLMTiebreaker
 from service.routing.types import Decision, RouteRequest
+from service.state.store import Remembered, StateStore
 
 
 class UnknownDecisionError(LookupError):
-    """Feedback named a decision this process never made (or has long forgotten)."""
+    """Feedback named a decision that no replica remembers (never made, or long forgotten)."""
 
 
 class Monitor:
     def __init__(
         self,
         settings: Settings,
+        state: StateStore,
         tiebreaker_outcomes: Callable[[], Mapping[str, int]] | None = None,
         batching: Callable[[], Mapping[str, int]] | None = None,
     ):
-        self.metrics = Metrics(tiebreaker_outcomes, batching)
+        self.state = state
+        self.metrics = Metrics(tiebreaker_outcomes, batching, lambda: state.counters)
         self.stats = Stats()
-        self.log = DecisionLog(
-            settings.decision_log, settings.log_prompts, settings.recent_decisions
-        )
+        self.log = DecisionLog(settings.decision_log, settings.log_prompts)
 
     def decided(self, decision: Decision, request: RouteRequest, endpoint: str) -> None:
         self.metrics.decided(decision, endpoint)
         self.stats.decided(decision.route)
         self.log.decided(decision, endpoint, request.routable_text())
+        self.state.remember_decision(
+            decision.decision_id, Remembered(decision.route, decision.model)
+        )
 
     def completed(self, decision: Decision, result: ChainResult, seconds: float) -> None:
         self.metrics.completed(decision, result, seconds)
         self.stats.completed(decision.route, result, seconds * 1000)
         self.log.completed(decision, result, seconds * 1000)
 
-    def feedback(self, decision_id: str, rating: float, correct_route: str | None) -> str:
+    async def feedback(self, decision_id: str, rating: float, correct_route: str | None) -> str:
         """Record feedback on a recent decision; returns the route that was decided."""
-        remembered = self.log.recall(decision_id)
+        remembered = await self.state.recall_decision(decision_id)
         if remembered is None:
+            where = (
+                "shared by the replicas"
+                if self.state.shared
+                else "kept by the process that made them"
+            )
             raise UnknownDecisionError(
-                f"no recent decision has the id '{decision_id}' (ids are kept in memory by the "
-                "process that made them, for the most recent decisions only)"
+                f"no recent decision has the id '{decision_id}' (ids are {where}, for the most "
+                "recent decisions only)"
             )
         corrected = correct_route is not None and correct_route != remembered.route
         self.stats.rated(remembered.route, rating, corrected)

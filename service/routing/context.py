@@ -8,7 +8,8 @@ Two mechanisms, both measured on ``tests/data/multiturn.jsonl`` (see README, Con
   (the rest). Assistant turns are left out: they echo the topic but carry the model's
   wording, not the user's task.
 - **Stickiness.** With a ``conversation_id`` the router remembers the route of the
-  conversation's last decision (a bounded in-memory LRU) and keeps it unless the new turn's
+  conversation's last decision (in the state store: a bounded LRU in process, or Redis
+  shared by replicas) and keeps it unless the new turn's
   semantic decision is accepted with a confidence (classifier) or margin (knn) of at least
   ``router.yaml``'s ``stickiness``.
 """
@@ -19,7 +20,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from service.config.lru import LRU
 from service.config.routes import RouteSet
 from service.routing.types import Decision
 
@@ -40,23 +40,6 @@ def combine(vectors: np.ndarray, latest_weight: float = LATEST_WEIGHT) -> np.nda
     mixed = latest_weight * vectors[-1] + (1 - latest_weight) * vectors[:-1].mean(axis=0)
     norm = float(np.linalg.norm(mixed))
     return (mixed / norm if norm else mixed).astype(np.float32)
-
-
-class ConversationStore:
-    """Bounded LRU of conversation id -> the route of its last decision; thread-safe."""
-
-    def __init__(self, max_size: int = 10_000):
-        self.max_size = max_size
-        self._routes: LRU[str, str] = LRU(max_size)
-
-    def __len__(self) -> int:
-        return len(self._routes)
-
-    def get(self, conversation_id: str) -> str | None:
-        return self._routes.get(conversation_id)
-
-    def set(self, conversation_id: str, route: str) -> None:
-        self._routes.put(conversation_id, route)
 
 
 def stick(decision: Decision, previous: str | None, route_set: RouteSet) -> Decision:

@@ -6,17 +6,12 @@ caller, which alone knows whether the prompt's embedding is at hand (see ``route
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from service.config.dedup import unique
 from service.config.routes import Route
 from service.index import complexity
-from service.routing.tier_choice import (
-    LatencyTracker,
-    TierRequest,
-    choose_model,
-    litellm_cost_per_1k,
-)
+from service.routing.tier_choice import TierRequest, choose_model, litellm_cost_per_1k
 from service.routing.types import Decision, RouteRequest
 
 
@@ -43,7 +38,7 @@ def with_tiered_model(
     decision: Decision,
     request: RouteRequest,
     hard: float | None,
-    latency: LatencyTracker,
+    latency: Mapping[str, float],
     costs: dict[str, float | None],
 ) -> Decision:
     """One of the route's tiered models for this request.

@@ -18,10 +18,10 @@ from service.config.rules import RuleSet
 from service.encoding.batching import DEFAULT_LIMITS, BatchLimits
 from service.index.store import LoadedIndex
 from service.routing import context, model_choice, scoring
-from service.routing.context import ConversationStore
 from service.routing.semantic import Embedder, SemanticResult, SemanticStage
-from service.routing.tier_choice import LatencyTracker
 from service.routing.types import Candidate, Decision, Match, Method, RouteRequest
+from service.state.local import LocalState
+from service.state.store import StateStore
 
 MAX_CANDIDATES = 5
 NO_ROUTE = "none"
@@ -56,8 +56,7 @@ class Router:
         top_k: int = 10,
         max_prompt_chars: int = 100_000,
         tiebreaker: Tiebreaker | None = None,
-        latency: LatencyTracker | None = None,
-        conversations: ConversationStore | None = None,
+        state: StateStore | None = None,
         batching: BatchLimits = DEFAULT_LIMITS,
     ):
         self.semantic = SemanticStage(route_set, index, encoder, top_k=top_k, batching=batching)
@@ -66,11 +65,10 @@ class Router:
         self.max_prompt_chars = max_prompt_chars
         self.tiebreaker = tiebreaker
         self.rules = RuleSet(route_set.config.rules)
-        # Fed by the completion path (observe); read when a request sets max_latency_ms.
-        self.latency = latency or LatencyTracker()
-        self.conversations = conversations or ConversationStore(
-            route_set.config.conversation_cache_size
-        )
+        # Conversation routes, and latency averages fed by the completion path. The app's
+        # store outlives this router (a reload builds a new one on the same store); it is
+        # asked only by requests with a conversation_id or a max_latency_ms.
+        self.state = state or LocalState(route_set.config.conversation_cache_size)
         self._costs = model_choice.model_costs(route_set.routes)
         # Without tiered routes there is nothing to choose between, so no estimate is made.
         tiered = any(len(route.models) > 1 for route in route_set.routes)
@@ -84,9 +82,9 @@ class Router:
         started = time.perf_counter()
         decision, result, rule_model = await self._route(request, started)
         if request.conversation_id is not None:
-            previous = self.conversations.get(request.conversation_id)
+            previous = await self.state.conversation_route(request.conversation_id)
             decision = context.stick(decision, previous, self.route_set)
-            self.conversations.set(request.conversation_id, decision.route)
+            await self.state.keep_conversation_route(request.conversation_id, decision.route)
         decision = await self._pick_model(request, decision, result, rule_model)
         return decision.model_copy(
             update={"latency_ms": round((time.perf_counter() - started) * 1000, 3)}
@@ -227,6 +225,9 @@ class Router:
             text = request.routable_text()
             vector = result.vector if result is not None else await self.semantic.embed(text)
             hard = float(self._complexity.hard_probability(vector[None, :], [text])[0])
-        return model_choice.with_tiered_model(
-            route, decision, request, hard, self.latency, self._costs
+        observed = (
+            await self.state.latencies([entry.model for entry in route.models])
+            if request.max_latency_ms is not None
+            else {}
         )
+        return model_choice.with_tiered_model(route, decision, request, hard, observed, self._costs)

@@ -10,14 +10,13 @@ Cost per 1k tokens is the mean of litellm's input and output price per token, ti
 the split in advance). A model absent from litellm's cost map may declare
 ``cost_per_1k_tokens`` in its route file; a model with no known price never satisfies a cost
 limit. Latency is an exponentially weighted moving average of observed call latencies per
-model (``LatencyTracker``, fed by the completion path), with the route file's
+model (kept by the state store, fed by the completion path), with the route file's
 ``expected_latency_ms`` as the prior before the first observation.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from service.config.tiers import TIER_RANK, Tier, TieredModel
@@ -34,30 +33,6 @@ def litellm_cost_per_1k(model: str) -> float | None:
     prices = [info.get("input_cost_per_token"), info.get("output_cost_per_token")]
     known = [float(price) for price in prices if price is not None]
     return sum(known) / len(known) * 1000 if known else None
-
-
-class LatencyTracker:
-    """Per-model EWMA of observed latencies; thread-safe, in-process, lost at restart."""
-
-    def __init__(self, alpha: float = 0.2):
-        if not 0 < alpha <= 1:
-            raise ValueError("alpha must be in (0, 1]")
-        self.alpha = alpha
-        self._ewma: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def observe(self, model: str, latency_ms: float) -> None:
-        with self._lock:
-            previous = self._ewma.get(model)
-            self._ewma[model] = (
-                latency_ms
-                if previous is None
-                else self.alpha * latency_ms + (1 - self.alpha) * previous
-            )
-
-    def expected(self, model: str, prior: float | None = None) -> float | None:
-        with self._lock:
-            return self._ewma.get(model, prior)
 
 
 @dataclass(frozen=True)
@@ -81,7 +56,7 @@ def choose_model(
     models: Sequence[TieredModel],
     wanted: Tier,
     limits: TierRequest,
-    latency: LatencyTracker,
+    observed: Mapping[str, float],
     cost_of: dict[str, float | None],
 ) -> TierChoice:
     """The cheapest model meeting the limits with a tier >= ``wanted``.
@@ -101,7 +76,7 @@ def choose_model(
             if price is None or price > limits.max_cost_per_1k_tokens:
                 return False
         if limits.max_latency_ms is not None:
-            expected = latency.expected(entry.model, entry.expected_latency_ms)
+            expected = observed.get(entry.model, entry.expected_latency_ms)
             if expected is not None and expected > limits.max_latency_ms:
                 return False
         return True
