@@ -8,6 +8,7 @@ model of a fallback chain:
     slow-*      sleeps ``slow_seconds`` before answering (per-attempt timeouts)
     e500-*      HTTP 500
     e429-*      HTTP 429 with Retry-After: 1
+    e400-*      HTTP 400 (the request, not the model, is at fault)
     garbage-*   HTTP 200 with a body that is not JSON
     empty-*     HTTP 200 with empty content
     blank-*     HTTP 200 with whitespace content
@@ -145,7 +146,7 @@ class FakeOpenAI:
     def _respond(self, handler: Any, body: dict[str, Any]) -> None:
         model = str(body.get("model", ""))
         kind = model.split("-", 1)[0]
-        if body.get("stream") and kind not in {"e500", "e429", "garbage", "drop"}:
+        if body.get("stream") and kind not in {"e500", "e429", "e400", "garbage", "drop"}:
             if kind == "slow":
                 time.sleep(self.slow_seconds)
             self._respond_streaming(handler, model, kind)
@@ -162,6 +163,10 @@ class FakeOpenAI:
                 429,
                 {"error": {"message": "rate limited", "type": "rate_limit_error"}},
                 {"retry-after": "1"},
+            )
+        elif kind == "e400":
+            handler._send(
+                400, {"error": {"message": "bad request", "type": "invalid_request_error"}}
             )
         elif kind == "garbage":
             handler._send(200, b'{"choices": [ this is not json')
