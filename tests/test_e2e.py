@@ -1,9 +1,7 @@
 """End to end: the CLI builds an index, ``python -m service`` serves it over real HTTP."""
 
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,67 +15,30 @@ from conftest import (
     CliBuild,
     offline_env,
 )
+from llm_fixtures import free_port
+from service_process import start_service, stop, wait_until_ready
 
 pytestmark = pytest.mark.e2e
-
-READY_TIMEOUT_S = 60
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _start_service(routes: Path, index: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = offline_env(SEMROUTE_ROUTES_DIR=str(routes), SEMROUTE_INDEX_DIR=str(index))
-    with log.open("wb") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the service exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"the service was not ready within {READY_TIMEOUT_S} s:\n{log.read_text()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
 def service_url(cli_build: CliBuild, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``python -m service`` process serving the CLI-built index; stopped at teardown."""
     assert cli_build.result.returncode == 0, cli_build.result.stderr
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("e2e") / "service.log"
-    process = _start_service(cli_build.routes, cli_build.index, port, log)
+    process = start_service(
+        port,
+        log,
+        SEMROUTE_ROUTES_DIR=str(cli_build.routes),
+        SEMROUTE_INDEX_DIR=str(cli_build.index),
+    )
     try:
         base_url = f"http://127.0.0.1:{port}"
-        _wait_until_ready(process, base_url, log)
+        wait_until_ready(process, base_url, log)
         yield base_url
     finally:
-        _stop(process)
+        stop(process)
 
 
 @pytest.mark.parametrize(
@@ -121,7 +82,7 @@ def test_service_without_an_index_exits_naming_the_build_command(
     )
 
     result = subprocess.run(
-        [sys.executable, "-m", "service", "--port", str(_free_port())],
+        [sys.executable, "-m", "service", "--port", str(free_port())],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
