@@ -105,7 +105,8 @@ class RedisState:
             timeout=timeout_s,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0),
+            # one immediate retry: a pooled connection that a Redis restart closed reconnects
+            retry=Retry(NoBackoff(), 1),
             decode_responses=True,
         )
         self.client = Redis(connection_pool=pool)
