@@ -250,7 +250,17 @@ def server(command: list[str], env: dict[str, str], ready_path: str) -> Iterator
             process.wait()
 
 
-async def _load(url: str, prompts: list[str], concurrency: int, seconds: float) -> dict[str, float]:
+def route_body(prompt: str, number: int, conversations: int = 0) -> dict[str, Any]:
+    """A /route request; with ``conversations``, one of that many conversation ids in turn."""
+    body: dict[str, Any] = {"prompt": prompt, "tiebreak": False}
+    if conversations:
+        body["conversation_id"] = f"bench-{number % conversations}"
+    return body
+
+
+async def _load(
+    url: str, prompts: list[str], concurrency: int, seconds: float, conversations: int = 0
+) -> dict[str, float]:
     """``concurrency`` clients, each sending its next prompt when the last answer arrives."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     latencies: list[float] = []
@@ -263,9 +273,10 @@ async def _load(url: str, prompts: list[str], concurrency: int, seconds: float) 
         async def one_client() -> None:
             nonlocal errors
             while time.perf_counter() < stop:
-                prompt = prompts[next(cursor) % len(prompts)]
+                number = next(cursor)
+                body = route_body(prompts[number % len(prompts)], number, conversations)
                 sent = time.perf_counter()
-                response = await client.post("/route", json={"prompt": prompt, "tiebreak": False})
+                response = await client.post("/route", json=body)
                 latencies.append((time.perf_counter() - sent) * 1000)
                 errors += response.status_code != 200
 
@@ -306,13 +317,17 @@ end
 """
 
 
-def wrk_load(url: str, prompts: list[str], concurrency: int, seconds: float) -> dict[str, float]:
+def wrk_load(
+    url: str, prompts: list[str], concurrency: int, seconds: float, conversations: int = 0
+) -> dict[str, float]:
     """The same load from wrk (one thread): a C client spends far less CPU per request than
     httpx, so on a 2-core machine more of it is left to the server being measured."""
     with tempfile.TemporaryDirectory(prefix="semroute-wrk-") as folder:
         bodies = Path(folder) / "bodies.jsonl"
         bodies.write_text(
-            "".join(json.dumps({"prompt": p, "tiebreak": False}) + "\n" for p in prompts),
+            "".join(
+                json.dumps(route_body(p, i, conversations)) + "\n" for i, p in enumerate(prompts)
+            ),
             encoding="utf-8",
         )
         script = Path(folder) / "route.lua"
@@ -364,11 +379,17 @@ def parse_wrk(output: str) -> dict[str, float]:
 
 
 def load(
-    url: str, prompts: list[str], concurrency: int, seconds: float, client: str = "httpx"
+    url: str,
+    prompts: list[str],
+    concurrency: int,
+    seconds: float,
+    client: str = "httpx",
+    conversations: int = 0,
 ) -> dict[str, float]:
+    """Load /route; ``conversations`` > 0 gives every request one of that many conversation ids."""
     if client == "wrk":
-        return wrk_load(url, prompts, concurrency, seconds)
-    return asyncio.run(_load(url, prompts, concurrency, seconds))
+        return wrk_load(url, prompts, concurrency, seconds, conversations)
+    return asyncio.run(_load(url, prompts, concurrency, seconds, conversations))
 
 
 def http_semroute(
