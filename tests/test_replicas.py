@@ -144,6 +144,31 @@ def test_a_cooldown_started_on_one_replica_holds_on_the_other(replicas: Replicas
     assert "openai/e500-cook" in replicas.b.get("/stats").json()["cooldowns"]
 
 
+def test_a_plain_route_request_reads_nothing_from_redis(
+    replicas: Replicas, redis_server: RedisServer
+) -> None:
+    """Only requests that need shared state ask Redis; decisions are written behind, batched."""
+    client = redis_server.client()
+    reads = ("cmdstat_get", "cmdstat_mget", "cmdstat_pttl")
+
+    def calls() -> dict[str, int]:
+        stats = client.info("commandstats")
+        return {
+            name: int(stats.get(name, {}).get("calls", 0)) for name in (*reads, "cmdstat_evalsha")
+        }
+
+    before = calls()
+    for number in range(20):
+        prompt = f"what is {number} times 7"
+        assert replicas.a.post("/route", json={"prompt": prompt}).status_code == 200
+    after = eventually(
+        lambda: (now := calls())["cmdstat_evalsha"] > before["cmdstat_evalsha"] and now
+    )
+
+    assert {name: after[name] for name in reads} == {name: before[name] for name in reads}
+    assert after["cmdstat_evalsha"] - before["cmdstat_evalsha"] <= 20
+
+
 def test_without_redis_both_replicas_keep_answering_and_recover_when_it_returns(
     replicas: Replicas, redis_server: RedisServer
 ) -> None:
