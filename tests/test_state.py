@@ -1,4 +1,4 @@
-"""The in-process state store: bounded maps, moving averages, and litellm-style cooldowns."""
+"""The in-process state store: moving averages, bounded state, and litellm-style cooldowns."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from litellm.router_utils.cooldown_handlers import _is_cooldown_required
 
 from service.config.routes import CooldownPolicy
 from service.state.cooldown import CooldownBook, counts_toward_cooldown
-from service.state.local import BoundedMap, LocalState, moving_average
+from service.state.local import LocalState, moving_average
 from service.state.store import Remembered
 
 
@@ -19,25 +19,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def test_a_bounded_map_forgets_the_least_recently_used() -> None:
-    routes: BoundedMap[str] = BoundedMap(max_size=2)
-    routes.put("a", "coding")
-    routes.put("b", "cooking")
-    assert routes.get("a") == "coding"  # "a" is now the most recent
-
-    routes.put("c", "greetings")
-
-    assert (routes.get("a"), routes.get("b"), routes.get("c")) == ("coding", None, "greetings")
-    assert len(routes) == 2
-
-
-def test_a_zero_sized_map_remembers_nothing() -> None:
-    routes: BoundedMap[str] = BoundedMap(max_size=0)
-    routes.put("a", "coding")
-
-    assert routes.get("a") is None
 
 
 def test_the_moving_average_starts_at_the_first_sample_and_weights_new_ones() -> None:
@@ -57,6 +38,17 @@ async def test_local_state_keeps_each_kind_of_state() -> None:
     assert await state.latencies(["m", "other"]) == {"m": pytest.approx(120)}
     assert await state.recall_decision("d1") == Remembered("coding", "m")
     assert await state.recall_decision("d2") is None
+
+
+async def test_local_state_keeps_only_the_newest_conversations() -> None:
+    state = LocalState(max_conversations=1)
+    await state.keep_conversation_route("c1", "coding")
+    await state.keep_conversation_route("c2", "cooking")
+
+    assert (await state.conversation_route("c1"), await state.conversation_route("c2")) == (
+        None,
+        "cooking",
+    )
 
 
 # -- cooldowns ----------------------------------------------------------------------------------

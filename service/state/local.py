@@ -1,4 +1,4 @@
-"""In-process state: bounded maps, moving averages and cooldowns of one replica.
+"""In-process state: bounded LRU maps, moving averages and cooldowns of one replica.
 
 Used alone when no Redis is configured, and by ``RedisState`` as the fallback it writes
 through to, so a replica whose Redis is unreachable keeps what it saw itself.
@@ -6,15 +6,13 @@ through to, so a replica whose Redis is unreachable keeps what it saw itself.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Generic, TypeVar
 
+from service.config.lru import LRU
 from service.config.routes import CooldownPolicy
 from service.state.cooldown import CooldownBook
 from service.state.store import Remembered, StateCounters
 
-V = TypeVar("V")
 LATENCY_ALPHA = 0.2
 """Weight of a new latency sample in the moving average (about the last 5-10 calls)."""
 
@@ -24,36 +22,8 @@ def moving_average(previous: float | None, sample: float, alpha: float = LATENCY
     return sample if previous is None else alpha * sample + (1 - alpha) * previous
 
 
-class BoundedMap(Generic[V]):
-    """A least-recently-used map of at most ``max_size`` entries (0 keeps nothing)."""
-
-    def __init__(self, max_size: int):
-        self.max_size = max_size
-        self._items: OrderedDict[str, V] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, key: str) -> V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: str, value: V) -> None:
-        if self.max_size <= 0:
-            return
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.max_size:
-            self._items.popitem(last=False)
-
-
 class LocalState:
-    """``StateStore`` in process memory: fast, bounded, per replica, lost at restart.
-
-    Only ever used from the event loop, so it needs no lock.
-    """
+    """``StateStore`` in process memory: fast, bounded, per replica, lost at restart."""
 
     shared = False
 
@@ -64,8 +34,8 @@ class LocalState:
         clock: Callable[[], float] | None = None,
     ):
         self.counters = StateCounters()
-        self.conversations: BoundedMap[str] = BoundedMap(max_conversations)
-        self.decisions: BoundedMap[Remembered] = BoundedMap(max_decisions)
+        self.conversations: LRU[str, str] = LRU(max_conversations)
+        self.decisions: LRU[str, Remembered] = LRU(max_decisions)
         self._latency: dict[str, float] = {}
         self.cooldown_book = CooldownBook(clock) if clock else CooldownBook()
 
