@@ -73,6 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'route':<{width}}  utterances")
     for name, count in manifest["routes"].items():
         print(f"{name:<{width}}  {count:>10}")
+    summary = manifest.get("quality")
+    if summary:
+        fitted = ", ".join(
+            f"{name} ({info['rows']} rows, mean {info['mean_score']})"
+            for name, info in summary["models"].items()
+        )
+        print(f"quality estimator from {summary['rows']} outcome rows: {fitted or 'no model'}")
+        for name, count in summary["unlisted_models"].items():
+            print(f"outcomes score '{name}' ({count} rows), which no route lists: not used")
+        for name in summary["too_few_rows"]:
+            print(f"outcomes score '{name}' on too few rows to learn from: not used")
     total = sum(manifest["routes"].values())
     print(
         f"wrote {args.index}/: {total} vectors of dimension {manifest['embedding_dim']} "

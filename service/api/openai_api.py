@@ -63,6 +63,7 @@ class ChatCompletionRequest(BaseModel):
     quality: Literal["economy", "balanced", "best"] | None = None
     max_cost_per_1k_tokens: float | None = Field(default=None, ge=0)
     max_latency_ms: float | None = Field(default=None, gt=0)
+    cost_quality: float | None = Field(default=None, gt=0)
     conversation_id: str | None = Field(default=None, min_length=1, max_length=200)
     tiebreak: bool = True
 
@@ -80,6 +81,7 @@ class ChatCompletionRequest(BaseModel):
                 quality=self.quality,
                 max_cost_per_1k_tokens=self.max_cost_per_1k_tokens,
                 max_latency_ms=self.max_latency_ms,
+                cost_quality=self.cost_quality,
                 conversation_id=self.conversation_id,
                 tiebreak=self.tiebreak,
             )
@@ -119,7 +121,19 @@ def decision_headers(decision: Decision, served: str | None) -> dict[str, str]:
         headers["x-semroute-score"] = f"{decision.score:g}"
     if served:
         headers["x-semroute-served-model"] = served
+    if decision.model_candidates:
+        headers["x-semroute-model-candidates"] = ", ".join(
+            f"{c.model};quality={_number(c.expected_quality)};"
+            f"cost_per_1k={_number(c.expected_cost_per_1k_tokens)}"
+            for c in decision.model_candidates
+        )
+    if decision.model_reason:
+        headers["x-semroute-model-reason"] = decision.model_reason
     return headers
+
+
+def _number(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.4g}"
 
 
 def _event(payload: dict[str, Any]) -> str:

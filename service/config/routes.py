@@ -26,6 +26,7 @@ from pydantic import (
 from service.config.complexity_examples import COMPLEXITY_FILE
 from service.config.dedup import normalise
 from service.config.jsonl import text_rows
+from service.config.outcomes import OutcomeDataError, OutcomeRow, outcome_files, read_outcome_files
 from service.config.rules import Rule, rule_route_problems
 from service.config.tiers import TieredModel
 
@@ -235,6 +236,12 @@ class RouterConfig(BaseModel):
         "confidence (classifier) or margin (knn) reaches this.",
     )
     conversation_cache_size: int = Field(default=10_000, ge=0)
+    cost_quality: float = Field(
+        default=0.05,
+        gt=0,
+        description="Willingness to pay for quality among a route's models: USD per 1k tokens "
+        "that one point of expected quality (0 -> 1) is worth; requests may set their own.",
+    )
 
 
 @dataclass(frozen=True)
@@ -247,10 +254,21 @@ class RouteSet:
     calibration: tuple[tuple[str, str | None], ...] = ()
     # Prompts labelled easy (0) or hard (1) that train the complexity estimate.
     complexity: tuple[tuple[str, int], ...] = ()
+    # Per-prompt scores of models (routes/outcomes/*.jsonl) that train the quality estimate.
+    outcomes: tuple[OutcomeRow, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(route.name for route in self.routes)
+
+    def listed_models(self) -> list[str]:
+        """Every model a route names (own model, tiered models, fallbacks), each once."""
+        names = [
+            model
+            for route in self.routes
+            for model in (route.model, *(entry.model for entry in route.models), *route.fallbacks)
+        ]
+        return list(dict.fromkeys(names))
 
     def get(self, name: str) -> Route | None:
         return next((route for route in self.routes if route.name == name), None)
@@ -424,6 +442,14 @@ def load_route_set(routes_dir: Path) -> RouteSet:
     if calibration_path.exists():
         calibration, found = _load_calibration(calibration_path, known)
         problems.extend(found)
+    outcomes: list[OutcomeRow] = []
+    try:
+        outcomes = read_outcome_files(outcome_files(routes_dir))
+    except OutcomeDataError as error:
+        problems.extend(
+            Problem(found.file, f"line {found.line}" if found.line else "", found.message)
+            for found in error.problems
+        )
     if problems:
         raise RouteSetError(problems)
     assert config is not None
@@ -432,6 +458,7 @@ def load_route_set(routes_dir: Path) -> RouteSet:
         config=config,
         calibration=tuple(calibration),
         complexity=tuple(complexity),
+        outcomes=tuple(outcomes),
     )
 
 

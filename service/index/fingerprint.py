@@ -14,7 +14,7 @@ def fingerprint(route_set: RouteSet, embedding_model: str) -> str:
     """Hash of everything the index is built from.
 
     That is route names, utterances, calibration prompts, the calibrated acceptance rate,
-    the complexity examples and the embedding model. Models, fallbacks, thresholds and
+    the complexity examples, the outcome data and the embedding model. Models, fallbacks, thresholds and
     descriptions are left out on purpose: changing them takes effect at the next start
     without re-embedding anything.
     """
@@ -28,5 +28,10 @@ def fingerprint(route_set: RouteSet, embedding_model: str) -> str:
     if route_set.complexity:
         # Only when present: an index built without complexity examples stays current.
         canonical["complexity"] = [list(example) for example in route_set.complexity]
+    if route_set.outcomes:
+        # Likewise: outcome data enters the fingerprint only when there is some.
+        canonical["outcomes"] = [
+            [row.prompt, sorted(row.outcomes.items())] for row in route_set.outcomes
+        ]
     payload = json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(payload).hexdigest()

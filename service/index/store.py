@@ -3,7 +3,8 @@
 Layout of ``index/``: ``manifest.json`` names the files it belongs to, each with its sha256:
 the vectors (``vectors-<build id>.faiss``), the route classifier (``classifier-<build id>.npz``)
 and, when the routes have complexity examples, the prompt-complexity model
-(``complexity-<build id>.npz``). A build writes the new files first and then replaces the
+(``complexity-<build id>.npz``) and, when the routes have outcome data, the quality estimator
+(``quality-<build id>.npz``). A build writes the new files first and then replaces the
 manifest in one ``os.replace``; that rename is the commit point, so a build that fails or is
 interrupted before it leaves the previous index serving.
 """
@@ -26,10 +27,12 @@ import numpy as np
 
 from service import __version__
 from service.config.checksum import file_sha256
+from service.config.outcomes import unlisted_models
 from service.config.routes import RouteSet
-from service.index import classifier, complexity
+from service.index import classifier, complexity, quality
 from service.index.complexity import ComplexityModel
 from service.index.fingerprint import fingerprint
+from service.index.quality import QualityModel
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 2
@@ -141,6 +144,8 @@ class LoadedIndex:
     calibration: classifier.Calibration | None = None
     # None when the routes have no complexity examples: tiered routes keep their own model.
     complexity: ComplexityModel | None = None
+    # None without outcome data: no candidate model has a learned expected quality.
+    quality: QualityModel | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -189,7 +194,7 @@ def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def _remove_unreferenced(index_dir: Path, keep: set[str]) -> None:
     for path in index_dir.iterdir():
-        artefact = path.name.startswith(("vectors-", "classifier-", "complexity-"))
+        artefact = path.name.startswith(("vectors-", "classifier-", "complexity-", "quality-"))
         stale_artefact = artefact and path.name not in keep
         leftover_temp = path.name.startswith(".") and path.suffix == ".tmp"
         if stale_artefact or leftover_temp:
@@ -244,6 +249,8 @@ def build_index(
         else None
     )
 
+    quality_model, quality_summary = fit_quality(route_set, encoder, batch_size)
+
     index_dir.mkdir(parents=True, exist_ok=True)
     print_ = fingerprint(route_set, encoder.model_id)
     build_id = f"{print_[:12]}-{int(time.time() * 1000)}"
@@ -264,6 +271,14 @@ def build_index(
                 index_dir,
                 f"complexity-{build_id}.npz",
                 lambda path: _save_arrays(path, weights),
+                written,
+            )
+        if quality_model is not None:
+            quality_arrays = quality_model.to_arrays()
+            files["quality"] = _write_file(
+                index_dir,
+                f"quality-{build_id}.npz",
+                lambda path: _save_arrays(path, quality_arrays),
                 written,
             )
     except BaseException:
@@ -287,6 +302,7 @@ def build_index(
         "routes": {route.name: len(route.utterances) for route in route_set.routes},
         "files": files,
         "calibration": calibration.to_json(),
+        "quality": quality_summary,
         "route_order": route_names,
         "entries": entries,
     }
@@ -298,6 +314,35 @@ def build_index(
         raise
     _remove_unreferenced(index_dir, keep={entry["path"] for entry in files.values()})
     return manifest
+
+
+def fit_quality(
+    route_set: RouteSet, encoder: TextEncoder, batch_size: int = 64
+) -> tuple[QualityModel | None, dict[str, Any] | None]:
+    """The quality estimator of the route set's outcome data, and its manifest summary.
+
+    Only models some route lists are fitted (the others could never be chosen); they are
+    named in the summary under ``unlisted_models``, which the build prints.
+    """
+    rows = route_set.outcomes
+    if not rows:
+        return None, None
+    listed = route_set.listed_models()
+    vectors = encoder.encode([row.prompt for row in rows], batch_size=batch_size)
+    candidates = sorted({model for row in rows for model in row.outcomes} & set(listed))
+    model = quality.fit_rows(rows, vectors, candidates) if candidates else None
+    summary: dict[str, Any] = {
+        "rows": len(rows),
+        "models": {}
+        if model is None
+        else {
+            name: {"rows": int(count), "mean_score": round(float(mean), 4)}
+            for name, count, mean in zip(model.models, model.rows, model.mean_score, strict=True)
+        },
+        "unlisted_models": unlisted_models(rows, listed),
+        "too_few_rows": sorted(set(candidates) - set(model.models if model else ())),
+    }
+    return model, summary
 
 
 def read_manifest(index_dir: Path) -> dict[str, Any]:
@@ -333,7 +378,7 @@ def staleness(manifest: dict[str, Any], route_set: RouteSet, embedding_model: st
     if manifest["fingerprint"] != fingerprint(route_set, embedding_model):
         return (
             "the routes changed since the index was built (utterances, calibration or "
-            "complexity examples or route names differ)"
+            "complexity examples, outcome data or route names differ)"
         )
     return None
 
@@ -355,6 +400,8 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
         model_path = _verified(index_dir, manifest["files"]["classifier"])
         complexity_entry = manifest["files"].get("complexity")
         complexity_path = _verified(index_dir, complexity_entry) if complexity_entry else None
+        quality_entry = manifest["files"].get("quality")
+        quality_path = _verified(index_dir, quality_entry) if quality_entry else None
         entries = manifest["entries"]
         route_names = tuple(manifest["route_order"])
         calibration = classifier.Calibration.from_json(manifest["calibration"])
@@ -366,6 +413,7 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
     complexity_model = (
         _read_arrays(complexity_path, ComplexityModel.from_arrays) if complexity_path else None
     )
+    quality_model = _read_arrays(quality_path, QualityModel.from_arrays) if quality_path else None
     try:
         faiss_index = faiss.read_index(str(path))
         _apply_index_params(faiss_index, manifest.get("index_params"))
@@ -388,6 +436,11 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
             f"{complexity_path} does not fit {manifest['embedding_dim']}-d vectors; "
             f"rebuild it with: {BUILD_COMMAND}"
         )
+    if quality_model is not None and quality_model.dimension != manifest["embedding_dim"]:
+        raise IndexCorruptError(
+            f"{quality_path} does not fit {manifest['embedding_dim']}-d vectors; "
+            f"rebuild it with: {BUILD_COMMAND}"
+        )
     position = {name: i for i, name in enumerate(route_names)}
     labels = np.fromiter(
         (position[e["route"]] for e in entries), dtype=np.int64, count=len(entries)
@@ -401,6 +454,7 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
         model=model,
         calibration=calibration,
         complexity=complexity_model,
+        quality=quality_model,
     )
 
 

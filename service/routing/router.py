@@ -73,6 +73,7 @@ class Router:
         # Without tiered routes there is nothing to choose between, so no estimate is made.
         tiered = any(len(route.models) > 1 for route in route_set.routes)
         self._complexity = index.complexity if tiered else None
+        self._quality = index.quality if tiered else None
 
     def close(self) -> None:
         self.semantic.close()
@@ -220,14 +221,31 @@ class Router:
             return model_choice.with_rule_model(route, decision, rule_model)
         if not route.models:
             return decision
+        text = request.routable_text()
+        vector = result.vector if result is not None else None
+        expected: dict[str, float] | None = None
+        candidates = {entry.model for entry in route.models}
+        if self._quality is not None and candidates & set(self._quality.models):
+            vector = vector if vector is not None else await self.semantic.embed(text)
+            estimates = self._quality.expected_one(vector, text)
+            expected = {m: q for m, q in estimates.items() if m in candidates}
         hard: float | None = None
-        if request.quality is None and self._complexity is not None:
-            text = request.routable_text()
-            vector = result.vector if result is not None else await self.semantic.embed(text)
+        # Learned quality supersedes the complexity estimate, which only proposes a tier.
+        if expected is None and request.quality is None and self._complexity is not None:
+            vector = vector if vector is not None else await self.semantic.embed(text)
             hard = float(self._complexity.hard_probability(vector[None, :], [text])[0])
         observed = (
             await self.state.latencies([entry.model for entry in route.models])
             if request.max_latency_ms is not None
             else {}
         )
-        return model_choice.with_tiered_model(route, decision, request, hard, observed, self._costs)
+        return model_choice.with_tiered_model(
+            route,
+            decision,
+            request,
+            hard,
+            observed,
+            self._costs,
+            expected,
+            self.route_set.config.cost_quality,
+        )

@@ -61,6 +61,12 @@ class RouteRequest(BaseModel):
     max_latency_ms: float | None = Field(
         default=None, gt=0, description="Expected-latency limit for a route's tiered models."
     )
+    cost_quality: float | None = Field(
+        default=None,
+        gt=0,
+        description="Willingness to pay: USD per 1k tokens that one point of expected quality "
+        "(0 -> 1) is worth when choosing among a route's models; else router.yaml's.",
+    )
     conversation_id: str | None = Field(
         default=None,
         min_length=1,
@@ -106,6 +112,23 @@ class Match(BaseModel):
     similarity: float
 
 
+class ModelCandidate(BaseModel):
+    """One of a route's models as the model choice saw it."""
+
+    model: str
+    tier: str
+    expected_quality: float | None = Field(
+        description="Expected score in [0, 1] learned from outcome data; null without any."
+    )
+    expected_cost_per_1k_tokens: float | None = Field(
+        description="Blended USD price per 1k tokens; null when unknown."
+    )
+    value: float | None = Field(
+        description="expected_quality - cost / cost_quality: what the choice maximises."
+    )
+    allowed: bool = Field(description="Within the request's limits and quality tier.")
+
+
 class Decision(BaseModel):
     """What the router decided and why; returned by ``/route`` and inside ``/complete``."""
 
@@ -130,6 +153,12 @@ class Decision(BaseModel):
     )
     complexity: float | None = Field(
         default=None, description="Estimated probability that the prompt is hard, when used."
+    )
+    model_candidates: list[ModelCandidate] | None = Field(
+        default=None, description="The route's models with expected quality and cost, when tiered."
+    )
+    model_reason: str | None = Field(
+        default=None, description="Why the chosen model won, for a route with tiered models."
     )
     latency_ms: float
     decision_id: str
