@@ -174,3 +174,39 @@ def test_the_script_prints_a_yaml_snippet_per_corrected_route(make_client, tmp_p
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("# routes/cooking.yaml")
     assert yaml.safe_load(result.stdout) == {"utterances": [PERCENT]}
+
+
+def test_ratings_become_outcome_rows_the_build_accepts(make_client, tmp_path):
+    from service.config.outcomes import parse_outcomes
+    from service.tools.feedback import outcome_rows
+
+    log = tmp_path / "decisions.jsonl"
+    client = make_client(decision_log=log, log_prompts=True)
+    rated = decide(client, MATHS)
+    unrated = decide(client, HELLO)
+    assert unrated["decision_id"] != rated["decision_id"]
+    body = {"decision_id": rated["decision_id"], "rating": 0.5}
+    assert client.post("/feedback", json=body).status_code == 200
+
+    rows, missing = outcome_rows(records(log))
+
+    assert missing == 0
+    assert rows == [{"prompt": MATHS, "outcomes": {rated["model"]: 0.5}, "route": "math"}]
+    parsed, problems = parse_outcomes("\n".join(json.dumps(r) for r in rows), "f.jsonl")
+    assert problems == [] and parsed[0].outcomes == {rated["model"]: 0.5}
+
+
+def test_the_model_that_answered_is_the_one_rated():
+    from service.tools.feedback import outcome_rows
+
+    log = [
+        {"type": "decision", "decision_id": "d", "route": "math", "model": "a", "prompt": "p"},
+        {"type": "completion", "decision_id": "d", "ok": True, "model": "fallback-b"},
+        {"type": "feedback", "decision_id": "d", "route": "math", "rating": 1.0},
+        {"type": "feedback", "decision_id": "unknown", "route": "math", "rating": 0.0},
+    ]
+
+    rows, missing = outcome_rows(log)
+
+    assert rows == [{"prompt": "p", "outcomes": {"fallback-b": 1.0}, "route": "math"}]
+    assert missing == 1

@@ -60,3 +60,37 @@ def utterance_snippets(found: dict[str, list[str]], known: Iterable[str] = ()) -
         )
         parts.append(header + yaml.safe_dump({"utterances": fresh}, allow_unicode=True))
     return "\n".join(parts)
+
+
+def outcome_rows(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Rated answers as outcome rows (``routes/outcomes`` format), and how many ratings
+    had no logged prompt.
+
+    The rated model is the one that answered (the completion record's ``model``), else the
+    decided one for a ``/route`` decision; the rating (0 bad ... 1 good) is its score. A
+    prompt rated several times keeps one row per rating: the estimator averages them.
+    """
+    prompts: dict[str, str] = {}
+    routes: dict[str, str] = {}
+    answered: dict[str, str] = {}
+    rows: list[dict[str, Any]] = []
+    missing = 0
+    for record in records:
+        kind, decision_id = record.get("type"), str(record.get("decision_id"))
+        if kind == "decision":
+            if isinstance(record.get("prompt"), str):
+                prompts[decision_id] = record["prompt"]
+            if isinstance(record.get("model"), str):
+                answered.setdefault(decision_id, record["model"])
+            routes[decision_id] = str(record.get("route"))
+        elif kind == "completion" and record.get("ok") and isinstance(record.get("model"), str):
+            answered[decision_id] = record["model"]
+        elif kind == "feedback" and isinstance(record.get("rating"), int | float):
+            prompt, model = prompts.get(decision_id), answered.get(decision_id)
+            if prompt is None or model is None:
+                missing += 1
+                continue
+            rating = min(max(float(record["rating"]), 0.0), 1.0)
+            row = {"prompt": prompt, "outcomes": {model: rating}, "route": routes[decision_id]}
+            rows.append(row)
+    return rows, missing

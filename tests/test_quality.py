@@ -1,0 +1,245 @@
+"""Learned expected quality per model, and the model choice that weighs it against price."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import CODING_PROMPT, SMALL_ROUTER, WriteRoutes
+from test_dynamic_routing import COSTS, FULL, MINI, MODELS, NANO, tiered_routes
+
+from service.config.outcomes import OutcomeRow
+from service.config.routes import load_route_set
+from service.encoding.encoder import Encoder
+from service.index import quality
+from service.index.store import build_index, load_index
+from service.routing.router import Router
+from service.routing.tier_choice import LatencyTracker, TierRequest, choose_model
+from service.routing.types import RouteRequest
+
+# -- the estimator ------------------------------------------------------------------------------
+
+
+def two_topics(n: int = 200) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Model 0 is right everywhere, model 1 only on the first topic."""
+    rng = np.random.default_rng(0)
+    topic = np.arange(n) % 2
+    vectors = np.eye(8, dtype=np.float32)[topic] * 2 + rng.normal(0, 0.3, (n, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    scores = np.stack([np.ones(n), (topic == 0).astype(float)], axis=1)
+    return vectors, [f"prompt {i}" for i in range(n)], scores
+
+
+def test_the_estimate_follows_where_each_model_was_right() -> None:
+    vectors, texts, scores = two_topics()
+
+    model = quality.fit(vectors, texts, scores, ["good", "narrow"])
+
+    assert model is not None
+    first, second = np.eye(8, dtype=np.float32)[:2]
+    on_first = model.expected_one(first, "a prompt")
+    on_second = model.expected_one(second, "a prompt")
+    assert on_first["narrow"] > 0.6 > 0.4 > on_second["narrow"]
+    assert on_second["good"] > 0.9  # right on every row: a constant, confident estimate
+
+
+def test_fractional_scores_fit_as_expected_values() -> None:
+    vectors, texts, _ = two_topics()
+    scores = np.full((len(texts), 1), 0.3)
+
+    model = quality.fit(vectors, texts, scores, ["rated"])
+
+    assert model is not None
+    assert model.expected(vectors, texts)[:, 0] == pytest.approx(0.3, abs=0.02)
+
+
+def test_a_model_scored_on_too_few_rows_gets_no_estimate() -> None:
+    vectors, texts, scores = two_topics()
+    scores[quality.MIN_ROWS - 1 :, 1] = np.nan
+
+    model = quality.fit(vectors, texts, scores, ["good", "rare"])
+
+    assert model is not None and model.models == ("good",)
+    assert quality.fit(vectors[:5], texts[:5], scores[:5], ["good", "rare"]) is None
+
+
+def test_rows_are_matched_to_models_by_name_whatever_else_they_score() -> None:
+    rows = [
+        OutcomeRow("a", {"x": 1.0, "y": 0.0}),
+        OutcomeRow("b", {"y": 1.0}),
+    ]
+
+    matrix = quality.score_matrix(rows, ["x", "y"])
+
+    assert np.array_equal(np.isnan(matrix), [[False, False], [True, False]])
+
+
+def test_weights_round_trip_through_arrays() -> None:
+    vectors, texts, scores = two_topics()
+    model = quality.fit(vectors, texts, scores, ["good", "narrow"])
+    assert model is not None
+
+    loaded = quality.QualityModel.from_arrays(model.to_arrays())
+
+    assert loaded.models == model.models
+    assert np.allclose(loaded.expected(vectors, texts), model.expected(vectors, texts))
+
+
+# -- the policy ---------------------------------------------------------------------------------
+
+
+def pick(expected: dict[str, float], **limits: Any) -> Any:
+    request = TierRequest(**{"cost_quality": 0.05, **limits})
+    return choose_model(MODELS, "balanced", request, LatencyTracker(), COSTS, expected)
+
+
+def test_the_cheapest_model_wins_unless_a_pricier_one_is_worth_its_price() -> None:
+    # Prices per 1k: nano 0.00025, mini 0.001, full 0.005. At cost_quality 0.05 a point of
+    # quality is worth $0.05/1k: mini must beat nano by more than 0.015, full by 0.095.
+    near = pick({NANO: 0.80, MINI: 0.81, FULL: 0.85})
+    far = pick({NANO: 0.50, MINI: 0.52, FULL: 0.90})
+
+    assert near.model == NANO and near.note.startswith("cheapest model")
+    assert far.model == FULL and f"of {NANO}" in far.note
+
+
+def test_willingness_to_pay_moves_the_choice() -> None:
+    expected = {NANO: 0.70, MINI: 0.76, FULL: 0.79}
+
+    assert pick(expected, cost_quality=0.001).model == NANO
+    assert pick(expected, cost_quality=0.1).model == MINI
+    assert pick(expected, cost_quality=100.0).model == FULL
+
+
+def test_equal_value_goes_to_the_cheaper_model() -> None:
+    # mini's extra 0.015 quality over nano is exactly its extra price / cost_quality.
+    expected = {NANO: 0.5, MINI: 0.5 + (COSTS[MINI] - COSTS[NANO]) / 0.05, FULL: 0.0}
+
+    assert pick(expected).model == NANO
+
+
+def test_a_model_without_outcomes_is_left_out_and_shown_as_unknown() -> None:
+    choice = pick({MINI: 0.6, FULL: 0.9})
+
+    assert choice.model == FULL
+    views = {view.model: view for view in choice.candidates}
+    assert views[NANO].expected_quality is None and views[NANO].value is None
+
+
+def test_the_requested_tier_and_cost_limit_still_bound_the_learned_choice() -> None:
+    expected = {NANO: 0.9, MINI: 0.5, FULL: 0.95}
+
+    assert pick(expected, quality="balanced").model == FULL
+    assert pick(expected, quality="balanced", max_cost_per_1k_tokens=0.002).model == MINI
+    views = {v.model: v for v in pick(expected, quality="balanced").candidates}
+    assert not views[NANO].allowed and views[FULL].allowed
+
+
+def test_without_any_estimate_the_tier_rule_applies() -> None:
+    assert pick({}).model == MINI
+    assert pick({}).note == "cheapest model of tier >= balanced"
+
+
+# -- in the router ------------------------------------------------------------------------------
+
+CODE_TASKS = [
+    "fix the segfault in my C program",
+    "why does this python loop never end",
+    "refactor this java class into smaller methods",
+    "write a unit test for this typescript function",
+    "explain this rust lifetime compile error",
+]
+SMALL_TALK = ["hello, how are you", "thanks, have a nice day", "good morning friend"]
+
+
+def outcome_file(folder: Path) -> None:
+    """Code: only the full model is right; small talk: every model is (each judged 12 times)."""
+    lines = []
+    for _ in range(12):
+        for task in CODE_TASKS:
+            lines.append({"prompt": task, "outcomes": {NANO: 0, MINI: 0, FULL: 1}})
+        for talk in SMALL_TALK:
+            lines.append({"prompt": talk, "outcomes": {NANO: 1, MINI: 1, FULL: 1}})
+    (folder / "outcomes").mkdir()
+    text = "".join(json.dumps(line) + "\n" for line in lines)
+    (folder / "outcomes" / "o.jsonl").write_text(text, encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def outcome_index(encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from conftest import write_route_folder
+
+    base = tmp_path_factory.mktemp("outcomes")
+    folder = write_route_folder(base / "routes", tiered_routes(), SMALL_ROUTER)
+    outcome_file(folder)
+    build_index(load_route_set(folder), encoder, base / "index")
+    return base / "index"
+
+
+@pytest.fixture
+def router(
+    outcome_index: Path, encoder: Encoder, tmp_path: Path, write_routes: WriteRoutes
+) -> Iterator[Router]:
+    folder = write_routes(tmp_path / "routes", tiered_routes(), SMALL_ROUTER)
+    outcome_file(folder)
+    instance = Router(load_route_set(folder), load_index(outcome_index), encoder)
+    yield instance
+    instance.close()
+
+
+async def test_a_decision_shows_every_candidate_s_expected_quality_and_cost(
+    router: Router,
+) -> None:
+    decision = await router.decide(RouteRequest(prompt=CODING_PROMPT, cost_quality=1.0))
+
+    assert decision.route == "coding" and decision.model == FULL
+    assert decision.complexity is None  # the learned estimate supersedes it
+    shown = {c.model: c for c in decision.model_candidates or []}
+    assert set(shown) == {NANO, MINI, FULL}
+    assert shown[FULL].expected_quality > shown[NANO].expected_quality  # type: ignore[operator]
+    assert shown[FULL].expected_cost_per_1k_tokens is not None
+    assert decision.model_reason is not None and "worth its extra" in decision.model_reason
+
+
+async def test_a_low_willingness_to_pay_keeps_the_cheap_model(router: Router) -> None:
+    decision = await router.decide(RouteRequest(prompt=CODING_PROMPT, cost_quality=0.0001))
+
+    assert decision.model == NANO
+    assert decision.model_reason is not None and decision.model_reason.startswith("cheapest")
+
+
+async def test_an_override_is_estimated_from_an_embedding_made_for_it(router: Router) -> None:
+    decision = await router.decide(
+        RouteRequest(prompt="hello there my friend", route="coding", cost_quality=1.0)
+    )
+
+    shown = {c.model: c.expected_quality for c in decision.model_candidates or []}
+    assert shown[NANO] is not None and shown[NANO] > 0.5
+
+
+def test_route_and_openai_headers_show_the_candidates(
+    outcome_index: Path, encoder: Encoder, tmp_path: Path, write_routes: WriteRoutes
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+    from service.api.openai_api import decision_headers
+    from service.config.settings import Settings
+    from service.routing.types import Decision
+
+    folder = write_routes(tmp_path / "routes", tiered_routes(), SMALL_ROUTER)
+    outcome_file(folder)
+    settings = Settings(routes_dir=folder, index_dir=outcome_index)
+    with TestClient(create_app(settings, encoder=encoder)) as client:
+        body = client.post("/route", json={"prompt": CODING_PROMPT, "cost_quality": 1.0}).json()
+        refused = client.post("/route", json={"prompt": CODING_PROMPT, "cost_quality": 0})
+
+    assert body["model"] == FULL
+    assert [c["model"] for c in body["model_candidates"]] == [NANO, MINI, FULL]
+    assert all(c["expected_quality"] is not None for c in body["model_candidates"])
+    assert refused.status_code == 422
+    headers = decision_headers(Decision.model_validate(body), served=FULL)
+    assert headers["x-semroute-model-candidates"].startswith(f"{NANO};quality=")
+    assert "worth its extra" in headers["x-semroute-model-reason"]
