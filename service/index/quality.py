@@ -53,10 +53,10 @@ class QualityModel:
 
     def expected(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), len(models)) expected scores in [0, 1] of every model per prompt."""
-        surface = (surface_features(texts) - self.feature_mean) / self.feature_std
+        surface = standardised(surface_features(texts), self.feature_mean, self.feature_std)
         design = np.hstack([np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1), surface])
-        logits = design @ self.weights + self.bias
-        return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
+        logits = (design @ self.weights + self.bias).astype(np.float64)
+        return np.asarray(0.5 * (1.0 + np.tanh(logits / 2)))  # the sigmoid, without overflow
 
     def expected_one(self, vector: np.ndarray, text: str) -> dict[str, float]:
         """Model -> expected score for one prompt."""
@@ -92,6 +92,13 @@ class QualityModel:
         )
 
 
+def standardised(surface: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Surface features in standard deviations from the training mean, clipped to +-5: a
+    prompt far outside the training range (a 100k-character paste) must not swamp the
+    embedding's evidence."""
+    return np.clip((surface - mean) / std, -5.0, 5.0)
+
+
 def score_matrix(rows: Sequence[OutcomeRow], models: Sequence[str]) -> np.ndarray:
     """(len(rows), len(models)) scores, NaN where a row does not score a model."""
     matrix = np.full((len(rows), len(models)), np.nan)
@@ -120,7 +127,7 @@ def fit(
     mean = surface.mean(axis=0) if len(texts) else np.zeros(SURFACE_FEATURES, np.float32)
     std = surface.std(axis=0) if len(texts) else np.ones(SURFACE_FEATURES, np.float32)
     std[std == 0] = 1.0
-    design = np.hstack([np.asarray(vectors, dtype=np.float32), (surface - mean) / std])
+    design = np.hstack([np.asarray(vectors, dtype=np.float32), standardised(surface, mean, std)])
     kept: list[str] = []
     columns: list[np.ndarray] = []
     biases: list[float] = []

@@ -301,16 +301,16 @@ def format_report(report: dict[str, Any]) -> str:
     """The report as a plain-text table."""
     lines = [
         f"{report['rows']} test prompts; strong {report['strong']}, weak {report['weak']}",
-        f"{'router':<36} {'APGR':>6} {'CPT(50%)':>9} {'CPT(80%)':>9} {'saving@CPT80':>13}",
+        f"{'router':<44} {'APGR':>6} {'CPT(50%)':>9} {'CPT(80%)':>9} {'saving@CPT80':>13}",
     ]
     for name, row in report["routers"].items():
         lines.append(
-            f"{name:<36} {row['apgr']:>6.3f} {fmt_share(row['cpt50']):>9} "
+            f"{name:<44} {row['apgr']:>6.3f} {fmt_share(row['cpt50']):>9} "
             f"{fmt_share(row['cpt80']):>9} {fmt_share(row['saving_at_cpt80']):>13}"
         )
     for name, row in report.get("published", {}).items():
         lines.append(
-            f"{'RouteLLM ' + name:<36} {row['apgr']:>6.3f} {fmt_share(row['cpt50']):>9} "
+            f"{'RouteLLM ' + name:<44} {row['apgr']:>6.3f} {fmt_share(row['cpt50']):>9} "
             f"{fmt_share(row['cpt80']):>9} {'':>13}"
         )
     for point in report.get("learning_curve", []):
