@@ -211,8 +211,8 @@ class Router:
     ) -> Decision:
         """The model of the chosen route: a rule's model, a tiered pick, or the route's own.
 
-        The complexity estimate reuses the semantic stage's embedding; override and rule
-        decisions have none, and the prompt is encoded here if the estimate needs it.
+        The quality (or else complexity) estimate reuses the semantic stage's embedding;
+        override and rule decisions have none, and the prompt is encoded here if needed.
         """
         route = self.route_set.get(decision.route)
         if route is None:
