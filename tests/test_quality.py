@@ -16,7 +16,7 @@ from service.encoding.encoder import Encoder
 from service.index import quality
 from service.index.store import build_index, load_index
 from service.routing.router import Router
-from service.routing.tier_choice import LatencyTracker, TierRequest, choose_model
+from service.routing.tier_choice import TierRequest, choose_model
 from service.routing.types import RouteRequest
 
 # -- the estimator ------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ def test_weights_round_trip_through_arrays() -> None:
 
 def pick(expected: dict[str, float], **limits: Any) -> Any:
     request = TierRequest(**{"cost_quality": 0.05, **limits})
-    return choose_model(MODELS, "balanced", request, LatencyTracker(), COSTS, expected)
+    return choose_model(MODELS, "balanced", request, {}, COSTS, expected)
 
 
 def test_the_cheapest_model_wins_unless_a_pricier_one_is_worth_its_price() -> None:
