@@ -16,8 +16,17 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from service import __version__
-from service.api import completion_api, limits, monitoring_api, openai_api, reload, routing_api
+from service.api import (
+    completion_api,
+    console_api,
+    limits,
+    monitoring_api,
+    openai_api,
+    reload,
+    routing_api,
+)
 from service.api.auth import AuthMiddleware
+from service.api.console import mount_console
 from service.api.engine import Engine, NotReadyError, StartupError, build_engine, load_state
 from service.api.errors import BodyLimitMiddleware, error_response, install_error_handlers
 from service.api.schemas import ErrorResponse
@@ -116,6 +125,8 @@ def create_app(
     app.include_router(openai_api.router)
     app.include_router(monitoring_api.router)
     app.include_router(reload.router)
+    app.include_router(console_api.router)
+    mount_console(app)
     return app
 
 

@@ -3,7 +3,9 @@
 Middleware rather than a per-route dependency, so that an endpoint added later (OpenAI API,
 metrics, ...) is covered without anyone remembering to protect it. Rules:
 
-- ``/healthz`` and ``/readyz`` are always open (orchestrators probe them without keys);
+- ``/healthz`` and ``/readyz`` are always open (orchestrators probe them without keys), and
+  so are the console's static files under ``/ui/``, which hold no data: the page asks for a
+  key and sends it to the keyed endpoints;
 - with ``SEMROUTE_API_KEYS`` set, every other path needs ``Authorization: Bearer <key>``;
 - ``/admin/*`` needs ``SEMROUTE_ADMIN_KEY`` and nothing else; without that key configured
   the admin endpoints are off (403), whatever the API keys.
@@ -21,7 +23,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.errors import error_response
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/ui"})
+OPEN_PREFIXES = ("/ui/",)
 ADMIN_PREFIX = "/admin/"
 
 
@@ -53,10 +56,10 @@ class AuthMiddleware:
         self.admin_key = admin_key.encode() if admin_key else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
         if path.startswith(ADMIN_PREFIX) or path == ADMIN_PREFIX.rstrip("/"):
             if self.admin_key is None:
                 response = error_response(

@@ -20,14 +20,14 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.engine import Engine, StartupError, build_engine, load_state
+from service.api.engine import Engine, StartupError, build_engine, current_engine, load_state
 from service.api.errors import error_response
 from service.api.schemas import ErrorResponse
 from service.routing.types import RouteRequest
@@ -45,6 +45,15 @@ class ReloadResult(BaseModel):
     vectors: int
     index_fingerprint: str
     previous_fingerprint: str
+
+
+class AdminStatus(BaseModel):
+    """What a reload would replace; also how a client checks that its admin key works."""
+
+    routes: int
+    vectors: int
+    index_fingerprint: str
+    index_built_at: str | None
 
 
 class EngineLeases:
@@ -214,10 +223,15 @@ async def hot_reload(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (401, 403)
+}
+
+
 @router.post(
     "/reload",
     response_model=ReloadResult,
-    responses={code: {"model": ErrorResponse} for code in (401, 403, 409)},
+    responses={**ADMIN_ERRORS, 409: {"model": ErrorResponse}},
 )
 async def reload(request: Request) -> ReloadResult | JSONResponse:
     """Reload routes and index without downtime; on failure the old ones keep serving."""
@@ -231,4 +245,15 @@ async def reload(request: Request) -> ReloadResult | JSONResponse:
         vectors=len(new.index.utterances),
         index_fingerprint=new.index.fingerprint,
         previous_fingerprint=old.index.fingerprint,
+    )
+
+
+@router.get("/status", response_model=AdminStatus, responses=ADMIN_ERRORS)
+async def status(engine: Annotated[Engine, Depends(current_engine)]) -> AdminStatus:
+    """The routes and index serving now (the console shows reload when this answers)."""
+    return AdminStatus(
+        routes=len(engine.route_set.routes),
+        vectors=len(engine.index.utterances),
+        index_fingerprint=engine.index.fingerprint,
+        index_built_at=engine.index.manifest.get("built_at"),
     )

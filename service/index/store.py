@@ -1,12 +1,12 @@
 """The on-disk index: FAISS vectors plus ``manifest.json``, written atomically, checked on load.
 
 Layout of ``index/``: ``manifest.json`` names the files it belongs to, each with its sha256:
-the vectors (``vectors-<build id>.faiss``), the route classifier (``classifier-<build id>.npz``)
-and, when the routes have complexity examples, the prompt-complexity model
-(``complexity-<build id>.npz``) and, when the routes have outcome data, the quality estimator
-(``quality-<build id>.npz``). A build writes the new files first and then replaces the
-manifest in one ``os.replace``; that rename is the commit point, so a build that fails or is
-interrupted before it leaves the previous index serving.
+the vectors (``vectors-<build id>.faiss``), the route classifier (``classifier-<build id>.npz``),
+the console's route map (``routemap-<build id>.npz``), when the routes have complexity
+examples the prompt-complexity model (``complexity-<build id>.npz``) and, when the routes
+have outcome data, the quality estimator (``quality-<build id>.npz``). A build writes the new
+files first and then replaces the manifest in one ``os.replace``; that rename is the commit
+point, so a build that fails or is interrupted before it leaves the previous index serving.
 """
 
 from __future__ import annotations
@@ -29,13 +29,14 @@ from service import __version__
 from service.config.checksum import file_sha256
 from service.config.outcomes import unlisted_models
 from service.config.routes import RouteSet
-from service.index import classifier, complexity, quality
+from service.index import classifier, complexity, quality, route_map
 from service.index.complexity import ComplexityModel
 from service.index.fingerprint import fingerprint
 from service.index.quality import QualityModel
+from service.index.route_map import RouteMap
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the route map
 BUILD_COMMAND = "python scripts/build_index.py"
 T = TypeVar("T")
 
@@ -146,6 +147,7 @@ class LoadedIndex:
     complexity: ComplexityModel | None = None
     # None without outcome data: no candidate model has a learned expected quality.
     quality: QualityModel | None = None
+    route_map: RouteMap | None = None  # always loaded; None only for indexes made in memory
 
     @property
     def fingerprint(self) -> str:
@@ -194,7 +196,9 @@ def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def _remove_unreferenced(index_dir: Path, keep: set[str]) -> None:
     for path in index_dir.iterdir():
-        artefact = path.name.startswith(("vectors-", "classifier-", "complexity-", "quality-"))
+        artefact = path.name.startswith(
+            ("vectors-", "classifier-", "complexity-", "quality-", "routemap-")
+        )
         stale_artefact = artefact and path.name not in keep
         leftover_temp = path.name.startswith(".") and path.suffix == ".tmp"
         if stale_artefact or leftover_temp:
@@ -248,6 +252,7 @@ def build_index(
         if route_set.complexity
         else None
     )
+    projection = route_map.fit(vectors, labels, len(route_names))
 
     quality_model, quality_summary = fit_quality(route_set, encoder, batch_size)
 
@@ -264,6 +269,12 @@ def build_index(
         )
         files["classifier"] = _write_file(
             index_dir, model_name, lambda path: _save_arrays(path, model.to_arrays()), written
+        )
+        files["route_map"] = _write_file(
+            index_dir,
+            f"routemap-{build_id}.npz",
+            lambda path: _save_arrays(path, projection.to_arrays()),
+            written,
         )
         if complexity_model is not None:
             weights = complexity_model.to_arrays()
@@ -398,6 +409,7 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
     try:
         path = _verified(index_dir, manifest["files"]["vectors"])
         model_path = _verified(index_dir, manifest["files"]["classifier"])
+        map_path = _verified(index_dir, manifest["files"]["route_map"])
         complexity_entry = manifest["files"].get("complexity")
         complexity_path = _verified(index_dir, complexity_entry) if complexity_entry else None
         quality_entry = manifest["files"].get("quality")
@@ -410,6 +422,7 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
             f"{index_dir}/{MANIFEST} lacks or garbles {error}; rebuild it with: {BUILD_COMMAND}"
         ) from error
     model = _read_arrays(model_path, classifier.LinearModel.from_arrays)
+    projection = _read_arrays(map_path, RouteMap.from_arrays)
     complexity_model = (
         _read_arrays(complexity_path, ComplexityModel.from_arrays) if complexity_path else None
     )
@@ -441,6 +454,11 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
             f"{quality_path} does not fit {manifest['embedding_dim']}-d vectors; "
             f"rebuild it with: {BUILD_COMMAND}"
         )
+    map_shapes = (projection.coords.shape, projection.components.shape)
+    if map_shapes != ((len(entries), 2), (2, manifest["embedding_dim"])):
+        raise IndexCorruptError(
+            f"{map_path} does not fit the {len(entries)} vectors; rebuild it with: {BUILD_COMMAND}"
+        )
     position = {name: i for i, name in enumerate(route_names)}
     labels = np.fromiter(
         (position[e["route"]] for e in entries), dtype=np.int64, count=len(entries)
@@ -455,6 +473,7 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
         calibration=calibration,
         complexity=complexity_model,
         quality=quality_model,
+        route_map=projection,
     )
 
 

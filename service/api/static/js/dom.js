@@ -61,9 +61,11 @@ export function raw(value) {
   return value === null || value === undefined ? "" : String(value);
 }
 
+// Ten hues far apart from each other (after the usual categorical set), each dark enough
+// for 3:1 against white, as marks and lines need.
 const PALETTE = [
-  "#1f5fbf", "#c2410c", "#15803d", "#7e22ce", "#b91c1c",
-  "#0e7490", "#a16207", "#be185d", "#4d7c0f", "#475569",
+  "#1f6fb4", "#d35400", "#1e8a4c", "#c0262a", "#7352b3",
+  "#8c564b", "#c2185b", "#5f6368", "#7a7a00", "#0b7f95",
 ];
 
 /** A stable colour per route, by its position in the route list. */
@@ -90,11 +92,14 @@ export function bars(list, items, max = undefined) {
   }));
 }
 
-/** A <dl> of facts; facts: [[term, text, {wide, id}]]. */
+/** A <dl> of facts; facts: [[term, text, {wide, id, value}]] (value: the raw number). */
 export function facts(list, entries) {
-  replaceChildren(list, entries.map(([term, text, options = {}]) =>
-    el("div", { class: options.wide ? "wide" : "", dataset: { fact: options.id || term } },
-      el("dt", {}, term), el("dd", {}, text))));
+  replaceChildren(list, entries.map(([term, text, options = {}]) => {
+    const dataset = { fact: options.id || term };
+    if ("value" in options) dataset.value = raw(options.value);
+    return el("div", { class: options.wide ? "wide" : "", dataset },
+      el("dt", {}, term), el("dd", {}, text));
+  }));
 }
 
 /** Announce something to screen readers and sighted users alike. */

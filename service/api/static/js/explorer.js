@@ -23,14 +23,27 @@ function modelsCell(route) {
   return el("td", {}, lines.map((line, i) => [i ? el("br") : null, line]));
 }
 
+/** The threshold that applies: the calibrated in-scope score with classifier scoring. */
+function thresholdCell(route) {
+  const calibrated = route.accept_threshold !== null && route.accept_threshold !== undefined;
+  const value = calibrated ? route.accept_threshold : route.threshold;
+  return el("td", { class: "num", dataset: { value },
+    title: calibrated ? "in-scope score (calibrated at index build)" : "cosine similarity" },
+  fmtNumber(value, 2));
+}
+
 function renderRoutes() {
+  $("#threshold-kind").textContent = state.scoring === "classifier"
+    ? "Threshold: the in-scope score a route's top match must reach, calibrated when the " +
+      "index was built (classifier scoring)."
+    : "Threshold: the cosine similarity a route's nearest examples must reach (knn scoring).";
   replaceChildren($("#route-table tbody"), state.routes.map((route, i) =>
     el("tr", { dataset: { route: route.name } },
       el("th", { scope: "row" }, el("span", { class: "swatch", style: `background:${colour(i)}` }),
         route.name),
       el("td", {}, route.description),
       modelsCell(route),
-      el("td", { class: "num" }, fmtNumber(route.threshold, 2)),
+      thresholdCell(route),
       el("td", { class: "num", dataset: { value: route.utterances } }, route.utterances))));
 }
 
@@ -41,11 +54,15 @@ function renderMap() {
     x, y, colour: colour(routePosition(names[r])), title: `${names[r]}: ${utterance}`,
   }));
   scatter($("#map"), points, placed ? [placed] : []);
-  const variance = map.explained_variance.reduce((a, b) => a + b, 0);
+  const kept = fmtPercent(map.explained_variance.reduce((a, b) => a + b, 0));
+  const axes = map.method === "discriminant"
+    ? `the axes are the two directions that best separate the routes (${kept} of their ` +
+      "separation)"
+    : `the axes are the two of largest variance (${kept} of it)`;
   $("#map-summary").textContent =
     `${map.points.length.toLocaleString("en-US")} of ${map.total.toLocaleString("en-US")} ` +
-    `utterances in ${names.length} routes; the two axes keep ${fmtPercent(variance)} of the ` +
-    "variance of the embeddings." + (placed ? ` The ringed point is “${placed.label}”.` : "");
+    `utterances in ${names.length} routes; ${axes}.` +
+    (placed ? ` The ringed point is “${placed.label}”.` : "");
   replaceChildren($("#map-legend"), names.map((name) =>
     el("li", {}, el("span", { class: "swatch", style: `background:${colour(routePosition(name))}` }),
       name)));

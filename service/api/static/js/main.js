@@ -59,7 +59,7 @@ async function checkAdmin() {
   state.admin = false;
   if (config.admin_enabled && keys.admin) {
     try {
-      await call("admin/console", { admin: true });
+      await call("admin/status", { admin: true });
       state.admin = true;
     } catch (error) {
       $("#auth-error").textContent = error instanceof ApiError && error.status === 401

@@ -72,9 +72,10 @@ function showDecision(decision) {
     ["Route", decision.route, { id: "route" }],
     ["Model", decision.model, { id: "model" }],
     ["Method", decision.method, { id: "method" }],
-    ["Confidence", fmtPercent(decision.confidence), { id: "confidence" }],
-    ["Score", fmtNumber(decision.score), { id: "score" }],
-    ["Margin", fmtNumber(decision.margin), { id: "margin" }],
+    ["Confidence", fmtPercent(decision.confidence),
+      { id: "confidence", value: decision.confidence }],
+    ["Score", fmtNumber(decision.score), { id: "score", value: decision.score }],
+    ["Margin", fmtNumber(decision.margin), { id: "margin", value: decision.margin }],
   ];
   if (decision.tier) entries.push(["Tier", decision.tier, { id: "tier" }]);
   if (decision.complexity !== null && decision.complexity !== undefined) {
@@ -103,7 +104,7 @@ function showDecision(decision) {
   const matches = decision.matches || [];
   replaceChildren($("#matches tbody"), matches.length
     ? matches.map((m) => el("tr", { dataset: { route: m.route } },
-      el("td", {}, m.utterance), el("td", {}, m.route),
+      el("td", {}, m.utterance), el("td", { class: "route-name" }, m.route),
       el("td", { class: "num", dataset: { value: raw(m.similarity) } }, fmtNumber(m.similarity))))
     : el("tr", {}, el("td", { colspan: 3, class: "hint" },
       decision.method === "semantic" || decision.method === "llm" || decision.method === "default"
@@ -122,8 +123,9 @@ function showCompletion(result) {
   facts($("#completion-facts"), [
     ["Answered by", result.model, { id: "answer-model" }],
     ["Total cost", result.cost_usd === null ? "not priced" : `$${fmtUsd(result.cost_usd)}`,
-      { id: "total-cost" }],
-    ["Latency", `${fmtMs(result.latency_ms)} ms`, { id: "completion-latency" }],
+      { id: "total-cost", value: result.cost_usd }],
+    ["Latency", `${fmtMs(result.latency_ms)} ms`,
+      { id: "completion-latency", value: result.latency_ms }],
     ["Tokens", result.usage
       ? `${result.usage.prompt_tokens ?? "?"} in, ${result.usage.completion_tokens ?? "?"} out`
       : "–", { id: "tokens" }],

@@ -4,7 +4,9 @@
 import { call } from "./api.js";
 
 export const state = {
-  routes: [], // [{name, description, model, fallbacks, models, threshold, utterances}]
+  routes: [], // [{name, description, model, fallbacks, models, threshold, accept_threshold,
+  //            utterances}]
+  scoring: "classifier",
   prices: {}, // model -> blended USD per 1k tokens, or null
   admin: false,
 };
@@ -18,6 +20,7 @@ export function onRoutes(listener) {
 export async function loadRoutes() {
   const answer = await call("console/routes");
   state.routes = answer.routes;
+  state.scoring = answer.scoring;
   state.prices = answer.prices;
   for (const listener of listeners) listener(state);
   return state;
