@@ -87,10 +87,28 @@ def test_manifest_records_what_the_index_was_built_from(
     assert manifest["route_order"] == ["coding", "cooking", "greetings"]
     assert manifest["calibration"]["source"] == "cross-validation"
     assert "complexity" not in manifest["files"], "the routes have no complexity examples"
+    route_map = manifest["files"]["route_map"]
     assert sorted(p.name for p in small_index.iterdir()) == sorted(
-        [MANIFEST, vectors["path"], model["path"]]
+        [MANIFEST, vectors["path"], model["path"], route_map["path"]]
     )
     assert load_index(small_index).complexity is None
+
+
+def test_route_map_is_stored_with_the_index_and_places_its_own_vectors(small_index: Path) -> None:
+    entry = read_manifest(small_index)["files"]["route_map"]
+    path = small_index / entry["path"]
+    loaded = load_index(small_index)
+
+    assert path.name.startswith("routemap-") and path.suffix == ".npz"
+    assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert loaded.route_map is not None
+    assert loaded.route_map.method == "discriminant"  # three routes
+    vectors = loaded.faiss_index.reconstruct_n(0, loaded.faiss_index.ntotal)
+    np.testing.assert_allclose(
+        loaded.route_map.project(vectors), loaded.route_map.coords, atol=1e-5
+    )
+    assert loaded.route_map.coords.shape == (17, 2)
+    assert len(loaded.route_map.pairs) == 3  # every pair of three routes
 
 
 def test_complexity_examples_are_fitted_at_build_and_load_back_unchanged(
@@ -201,7 +219,7 @@ def test_missing_index_says_how_to_build_it(small_route_set: RouteSet, tmp_path:
         load_index(tmp_path / "empty")
 
 
-ARTEFACTS = ("vectors", "classifier", "complexity")
+ARTEFACTS = ("vectors", "classifier", "complexity", "route_map")
 
 
 @pytest.mark.parametrize("artefact", ARTEFACTS)
@@ -416,9 +434,10 @@ def test_rebuild_commits_the_new_index_and_removes_the_old_vector_file(
     assert manifest == read_manifest(small_index)
     new_vectors = manifest["files"]["vectors"]["path"]
     new_model = manifest["files"]["classifier"]["path"]
+    new_map = manifest["files"]["route_map"]["path"]
     assert new_vectors != old_vectors
     assert sorted(p.name for p in small_index.iterdir()) == sorted(
-        [MANIFEST, new_vectors, new_model]
+        [MANIFEST, new_vectors, new_model, new_map]
     )
     loaded = load_index(small_index)
     assert loaded.fingerprint == fingerprint(edited, encoder.model_id)
