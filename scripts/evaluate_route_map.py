@@ -43,7 +43,7 @@ def main() -> None:
     mean, components, shares = principal_axes(vectors[train])
     accuracy = held_out_accuracy(vectors, labels, (mean, components), test)
     print(f"principal axes:              {accuracy:.3f}  (axes keep {shares.sum():.1%})")
-    for shrinkage in (0.01, 0.1, 0.2, 0.5, 0.8):
+    for shrinkage in (0.01, 0.1, 0.2, 0.5, 0.8, 0.9, 1.0):
         mean, components, shares = discriminant_axes(
             vectors[train], labels[train], routes, shrinkage
         )

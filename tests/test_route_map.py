@@ -42,7 +42,7 @@ def test_discriminant_axes_find_the_direction_that_separates_routes() -> None:
 
     assert abs(components[0, 0]) > 0.9  # not the wide noise PCA picks
     np.testing.assert_allclose(np.linalg.norm(components, axis=1), 1.0, rtol=1e-6)
-    assert shares[0] > 0.9
+    assert shares[0] > 3 * shares[1]  # the routes lie along one line
 
 
 def test_axes_are_signed_so_a_rebuild_draws_the_same_picture() -> None:
