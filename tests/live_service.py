@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -13,14 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import REPO_ROOT, offline_env
+from llm_fixtures import free_port
+
+__all__ = ["free_port", "running_service"]
 
 READY_TIMEOUT_S = 90
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until_ready(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:

@@ -8,9 +8,6 @@ behaviour (ok-, e500-, halfdrop-, ...; see fake_openai.py).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +15,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from conftest import REPO_ROOT, offline_env, run_build_script
+from conftest import run_build_script
 from fake_openai import FakeOpenAI
+from live_service import running_service
 from llm_fixtures import (  # noqa: F401
     API_ROUTER,
     API_ROUTES,
@@ -27,7 +25,6 @@ from llm_fixtures import (  # noqa: F401
     api_index_fixture,
     fake_fixture,
     fake_server_fixture,
-    free_port,
     make_client_fixture,
     user,
     write_route_folder,
@@ -35,7 +32,6 @@ from llm_fixtures import (  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
-READY_TIMEOUT_S = 60
 ROUTES = {
     **API_ROUTES,
     "cooking": {**API_ROUTES["cooking"], "model": "openai/e500-x", "fallbacks": ["openai/ok-y"]},
@@ -66,55 +62,24 @@ class Service:
             return dict(self.fake.requests[-1])
 
 
-def _wait_until_ready(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the service exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"the service was not ready within {READY_TIMEOUT_S} s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     base = tmp_path_factory.mktemp("openai_api")
     routes = write_route_folder(base / "routes", ROUTES, ROUTER)
     built = run_build_script("--routes", routes, "--index", base / "index", "--quiet")
     assert built.returncode == 0, built.stderr
-    port = free_port()
-    log = base / "service.log"
-    with FakeOpenAI() as fake:
-        env = offline_env(
+    with (
+        FakeOpenAI() as fake,
+        running_service(
+            base / "service.log",
             SEMROUTE_ROUTES_DIR=str(routes),
             SEMROUTE_INDEX_DIR=str(base / "index"),
             SEMROUTE_LLM_API_BASE=fake.api_base,
             SEMROUTE_DECISION_LOG=str(base / "decisions.jsonl"),
             SEMROUTE_LOG_PROMPTS="true",
-        )
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(port)],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            _wait_until_ready(process, base_url, log)
-            yield Service(base_url, fake, base / "decisions.jsonl")
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
+        ) as base_url,
+    ):
+        yield Service(base_url, fake, base / "decisions.jsonl")
 
 
 # Plain answers
