@@ -136,6 +136,23 @@ class Console:
         self.page.wait_for_selector("#main:not([hidden])")
         self.page.wait_for_selector("#route-table tbody tr", state="attached")
 
+    def start(self, base_url: str, tab: str = "") -> Page:
+        """Open the console and wait until it has its routes; returns the page."""
+        self.open(base_url, tab)
+        self.ready()
+        return self.page
+
+    def route(self, prompt: str, by_keyboard: bool = False) -> dict[str, Any]:
+        """Type ``prompt``, route it, and return the decision the page received."""
+        self.page.fill("#turn-1-text", prompt)
+        with self.page.expect_response("**/route") as answer:
+            if by_keyboard:
+                self.page.press("#turn-1-text", "Control+Enter")
+            else:
+                self.page.click("#route-button")
+        self.page.wait_for_selector("#decision-panel:not([hidden])")
+        return dict(answer.value.json())
+
     def tab(self, name: str) -> None:
         self.page.click(f"#tab-{name}")
         self.page.wait_for_selector(f"#{name}:not([hidden])")
@@ -209,10 +226,7 @@ def test_every_tab_loads_and_fills_without_a_console_error(service: str, console
     routes = get(service, "/console/routes").json()["routes"]
     atlas = get(service, "/console/map").json()
 
-    console.open(service)
-    console.ready()
-
-    page = console.page
+    page = console.start(service)
     assert page.is_visible("#turn-1-text")
     options = page.eval_on_selector_all("#opt-route option", "os => os.map(o => o.value)")
     assert options == ["", *(r["name"] for r in routes)]
@@ -245,14 +259,8 @@ def test_every_tab_loads_and_fills_without_a_console_error(service: str, console
 def test_a_typed_prompt_shows_its_route_and_nearest_examples(
     service: str, console: Console
 ) -> None:
-    console.open(service)
-    console.ready()
-    page = console.page
-    page.fill("#turn-1-text", CODING_PROMPT)
-    with page.expect_response("**/route") as answer:
-        page.press("#turn-1-text", "Control+Enter")
-    decision = answer.value.json()
-    page.wait_for_selector("#decision-panel:not([hidden])")
+    page = console.start(service)
+    decision = console.route(CODING_PROMPT, by_keyboard=True)
 
     assert decision["route"] == "coding"
     assert console.fact("route") == "coding"
@@ -281,9 +289,7 @@ def test_a_typed_prompt_shows_its_route_and_nearest_examples(
 
 
 def test_complete_shows_every_attempt_and_the_total_cost(service: str, console: Console) -> None:
-    console.open(service)
-    console.ready()
-    page = console.page
+    page = console.start(service)
     page.fill("#turn-1-text", CODING_PROMPT)
     with page.expect_response("**/complete") as answer:
         page.click("#complete-button")
@@ -320,9 +326,7 @@ def stat_at(stats: dict[str, Any], path: list[str]) -> Any:
 
 
 def test_after_n_requests_the_dashboard_figures_equal_stats(service: str, console: Console) -> None:
-    console.open(service, "dashboard")
-    console.ready()
-    page = console.page
+    page = console.start(service, "dashboard")
     page.select_option("#refresh-every", "2000")
     prompts = [CODING_PROMPT, COOKING_PROMPT, "hello there, how are you today"]
     for prompt in prompts:  # N = 6 requests, the page refreshing on its own meanwhile
@@ -381,13 +385,8 @@ def test_after_n_requests_the_dashboard_figures_equal_stats(service: str, consol
 def test_a_feedback_click_reaches_feedback_and_shows_in_stats(
     service: str, console: Console
 ) -> None:
-    console.open(service)
-    console.ready()
-    page = console.page
-    page.fill("#turn-1-text", COOKING_PROMPT)
-    with page.expect_response("**/route") as answer:
-        page.click("#route-button")
-    decision = answer.value.json()
+    page = console.start(service)
+    decision = console.route(COOKING_PROMPT)
     before = get(service, "/stats").json()["routes"][decision["route"]]
 
     page.click("#feedback-wrong")
@@ -475,9 +474,7 @@ def test_reload_shows_only_with_the_admin_key_and_reloads(
 
 
 def test_keyboard_alone_routes_a_prompt_and_switches_tabs(service: str, console: Console) -> None:
-    console.open(service)
-    console.ready()
-    page = console.page
+    page = console.start(service)
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.className") == "skip-link"
     for _ in range(12):  # from the skip link, through the tabs, to the prompt
@@ -544,9 +541,7 @@ AUDIT = """() => {
 def test_every_control_is_labelled_and_all_text_has_aa_contrast(
     service: str, console: Console
 ) -> None:
-    console.open(service)
-    console.ready()
-    page = console.page
+    page = console.start(service)
     page.fill("#turn-1-text", CODING_PROMPT)
     page.click("#complete-button")
     page.wait_for_selector("#completion-panel:not([hidden])")
@@ -563,12 +558,8 @@ def test_every_control_is_labelled_and_all_text_has_aa_contrast(
 
 @pytest.mark.parametrize("console", [PHONE], indirect=True, ids=["phone"])
 def test_on_a_phone_width_screen_no_tab_scrolls_sideways(service: str, console: Console) -> None:
-    console.open(service)
-    console.ready()
-    page = console.page
-    page.fill("#turn-1-text", CODING_PROMPT)
-    page.click("#route-button")
-    page.wait_for_selector("#decision-panel:not([hidden])")
+    page = console.start(service)
+    console.route(CODING_PROMPT)
     widths = {}
     for tab in TABS:
         console.tab(tab)

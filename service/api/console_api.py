@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.engine import Engine, current_engine
 from service.api.errors import error_response
-from service.api.routing_api import CLIENT_ERRORS
+from service.api.routing_api import CLIENT_ERRORS, route_info
 from service.api.schemas import ErrorResponse, RouteInfo
 from service.config.routes import Route
 from service.index import route_map
@@ -118,12 +118,7 @@ async def console_routes(engine: CurrentEngine) -> ConsoleRoutes:
             accept = index.calibration.route_thresholds[position[route.name]]  # type: ignore[union-attr]
         routes.append(
             ConsoleRoute(
-                name=route.name,
-                description=route.description,
-                model=route.model,
-                fallbacks=list(route.fallbacks),
-                threshold=route_set.threshold(route.name),
-                utterances=len(route.utterances),
+                **route_info(route_set, route).model_dump(),
                 models=[TierInfo(model=e.model, tier=e.tier) for e in route.models],
                 accept_threshold=accept,
             )

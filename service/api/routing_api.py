@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 
 from service.api.engine import Engine, current_engine
 from service.api.schemas import ErrorResponse, RouteInfo
+from service.config.routes import Route, RouteSet
 from service.ops.monitoring import Monitor, current_monitor
 from service.routing.types import Decision, RouteRequest
 
@@ -30,21 +31,21 @@ async def route(
     return decision
 
 
+def route_info(route_set: RouteSet, route: Route) -> RouteInfo:
+    return RouteInfo(
+        name=route.name,
+        description=route.description,
+        model=route.model,
+        fallbacks=list(route.fallbacks),
+        threshold=route_set.threshold(route.name),
+        utterances=len(route.utterances),
+    )
+
+
 @router.get("/routes", response_model=list[RouteInfo])
 async def routes(engine: CurrentEngine) -> list[RouteInfo]:
     """The configured routes, with their models and thresholds."""
-    route_set = engine.route_set
-    return [
-        RouteInfo(
-            name=r.name,
-            description=r.description,
-            model=r.model,
-            fallbacks=list(r.fallbacks),
-            threshold=route_set.threshold(r.name),
-            utterances=len(r.utterances),
-        )
-        for r in route_set.routes
-    ]
+    return [route_info(engine.route_set, route) for route in engine.route_set.routes]
 
 
 @router.get("/healthz")
