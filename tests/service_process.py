@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import REPO_ROOT, offline_env
+from llm_fixtures import free_port
 
 READY_TIMEOUT_S = 90
 
@@ -48,3 +51,17 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def running_service(log: Path, **env: str) -> Iterator[str]:
+    """The service on a free port with these ``SEMROUTE_...`` variables: yields its base URL
+    once ready and stops it on exit. Its output goes to ``log``, shown if it fails to start."""
+    port = free_port()
+    process = start_service(port, log, **env)
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        wait_until_ready(process, base_url, log)
+        yield base_url
+    finally:
+        stop(process)

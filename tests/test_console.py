@@ -28,9 +28,9 @@ from conftest import (
     write_route_folder,
 )
 from fake_openai import FakeOpenAI
-from live_service import running_service
 from playwright.sync_api import Browser, Page, sync_playwright
 from prometheus_client.parser import text_string_to_metric_families
+from service_process import running_service
 
 pytestmark = pytest.mark.browser
 

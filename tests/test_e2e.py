@@ -16,7 +16,7 @@ from conftest import (
     offline_env,
 )
 from llm_fixtures import free_port
-from service_process import start_service, stop, wait_until_ready
+from service_process import running_service
 
 pytestmark = pytest.mark.e2e
 
@@ -25,20 +25,11 @@ pytestmark = pytest.mark.e2e
 def service_url(cli_build: CliBuild, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real ``python -m service`` process serving the CLI-built index; stopped at teardown."""
     assert cli_build.result.returncode == 0, cli_build.result.stderr
-    port = free_port()
     log = tmp_path_factory.mktemp("e2e") / "service.log"
-    process = start_service(
-        port,
-        log,
-        SEMROUTE_ROUTES_DIR=str(cli_build.routes),
-        SEMROUTE_INDEX_DIR=str(cli_build.index),
-    )
-    try:
-        base_url = f"http://127.0.0.1:{port}"
-        wait_until_ready(process, base_url, log)
+    with running_service(
+        log, SEMROUTE_ROUTES_DIR=str(cli_build.routes), SEMROUTE_INDEX_DIR=str(cli_build.index)
+    ) as base_url:
         yield base_url
-    finally:
-        stop(process)
 
 
 @pytest.mark.parametrize(

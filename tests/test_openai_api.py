@@ -17,7 +17,6 @@ import openai
 import pytest
 from conftest import run_build_script
 from fake_openai import FakeOpenAI
-from live_service import running_service
 from llm_fixtures import (  # noqa: F401
     API_ROUTER,
     API_ROUTES,
@@ -29,6 +28,7 @@ from llm_fixtures import (  # noqa: F401
     user,
     write_route_folder,
 )
+from service_process import running_service
 
 pytestmark = pytest.mark.e2e
 
