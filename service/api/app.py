@@ -19,6 +19,7 @@ from service import __version__
 from service.api import (
     completion_api,
     console_api,
+    contract,
     limits,
     monitoring_api,
     openai_api,
@@ -127,6 +128,11 @@ def create_app(
     app.include_router(reload.router)
     app.include_router(console_api.router)
     mount_console(app)
+    contract.install_openapi(
+        app,
+        lambda: (app.state.engine.route_set if app.state.engine else route_set).names,
+        api_keys=bool(settings.api_key_list()),
+    )
     return app
 
 

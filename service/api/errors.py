@@ -6,6 +6,7 @@ Clients get a 4xx that says what to change for their own mistakes, and never a s
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -25,13 +26,14 @@ def error_response(
     message: str,
     details: Any = None,
     attempts: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"type": type_, "message": message}
     if details is not None:
         body["details"] = details
     if attempts is not None:
         body["attempts"] = attempts
-    return JSONResponse(status_code=status, content={"error": body})
+    return JSONResponse(status_code=status, content={"error": body}, headers=headers)
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -64,7 +66,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     kinds = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
     type_ = kinds.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, type_, str(exc.detail))
+    # Starlette's 405 carries ``Allow`` (RFC 9110 requires it); keep whatever headers it set.
+    return error_response(exc.status_code, type_, str(exc.detail), headers=exc.headers)
 
 
 async def _unknown_route(request: Request, exc: Exception) -> JSONResponse:

@@ -19,9 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from service.api.answering import answer, finished
 from service.api.engine import Engine, current_engine
 from service.api.routing_api import CLIENT_ERRORS
-from service.api.schemas import ErrorResponse
+from service.api.schemas import EVENT_STREAM, ErrorResponse
 from service.ops.monitoring import Monitor, current_monitor
-from service.routing.types import Decision, Message, MetadataValue, RouteRequest
+from service.routing.types import (
+    USER_TEXT,
+    WHOLE,
+    Decision,
+    Message,
+    MetadataValue,
+    RouteRequest,
+)
 
 router = APIRouter(prefix="/v1")
 AUTO = "auto"
@@ -51,13 +58,15 @@ client sends can change where a call goes (api_base, api_key, ...)."""
 class ChatCompletionRequest(BaseModel):
     """The subset of OpenAI's chat completion request that a router can honour."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str = Field(description='"auto" to route, or a route name to force that route.')
-    messages: list[Message] = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1, json_schema_extra={"contains": USER_TEXT})
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-    n: int | None = Field(default=None, ge=1)
+    n: Annotated[int, Field(ge=1), WHOLE] | None = Field(
+        default=None, json_schema_extra={"maximum": 1}
+    )
     metadata: dict[str, MetadataValue] | None = None
     # semroute's routing hints, sent by OpenAI clients through ``extra_body``.
     quality: Literal["economy", "balanced", "best"] | None = None
@@ -142,7 +151,11 @@ def _event(payload: dict[str, Any]) -> str:
 
 @router.post(
     "/chat/completions",
-    responses={**CLIENT_ERRORS, **{code: {"model": ErrorResponse} for code in (502, 503, 504)}},
+    responses={
+        **CLIENT_ERRORS,
+        **EVENT_STREAM,
+        **{code: {"model": ErrorResponse} for code in (502, 503, 504)},
+    },
 )
 async def chat_completions(
     body: ChatCompletionRequest,

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.routing.types import Decision, RouteRequest
+from service.routing.types import WHOLE, Decision, RouteRequest
 
 
 class CompleteRequest(RouteRequest):
     """Input of ``POST /complete``: a route request plus generation parameters for the model."""
 
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_tokens: Annotated[int, Field(ge=1, le=1_000_000), WHOLE] | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: Annotated[int, WHOLE] | None = None
     response_format: dict[str, Any] | None = Field(
         default=None, description='e.g. {"type": "json_object"}; an invalid JSON reply falls back.'
     )
@@ -62,6 +62,23 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+EVENT_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The answer; with ``stream: true``, server-sent events ending in [DONE].",
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {"data": {"type": "string"}},
+                }
+            }
+        },
+    }
+}
+"""The streamed form of a chat completion, declared beside its JSON form."""
+
+
 class CompleteResponse(BaseModel):
     """A routed answer and the record of how it was obtained."""
 
@@ -80,7 +97,7 @@ class CompleteResponse(BaseModel):
 class FeedbackRequest(BaseModel):
     """Input of ``POST /feedback``: how good a routed answer was, and where it belonged."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     decision_id: str = Field(min_length=1, max_length=200)
     rating: float = Field(ge=0.0, le=1.0, description="1 = good, 0 = bad; anything between.")
