@@ -216,7 +216,9 @@ def test_unknown_path_is_404(client: TestClient) -> None:
 
 
 def test_wrong_method_is_405(client: TestClient) -> None:
-    _assert_error(client.get("/route"), 405, "method_not_allowed")
+    response = client.get("/route")
+    _assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
 
 
 # -- GET /routes and probes -------------------------------------------------------------------

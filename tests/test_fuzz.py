@@ -3,12 +3,10 @@
 Every operation gets a bounded, derandomised set of generated requests, valid and invalid,
 through the in-process ASGI app (no network). Each response must be a documented status with
 a body that matches the documented schema, and never a 5xx other than the documented 502/504
-of a provider failure. Models answer through litellm's ``mock_response``, so /complete needs
-no provider.
+of a provider failure; and a request the schema allows is never refused. Models answer
+through litellm's ``mock_response``, so /complete needs no provider.
 
-Excluded: schemathesis' "schema-valid request rejected" check. Some rules live in model
-validators that OpenAPI cannot state (give exactly one of ``prompt`` or ``messages``), so a
-schema-valid ``{}`` is rightly refused with a documented 422.
+``test_openapi_contract.py`` runs the same checks, and more, over real HTTP.
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.python import asgi
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from service.api.app import create_app
 from service.config.settings import Settings
@@ -72,7 +69,7 @@ def fuzz(operation: Any, mode: GenerationMode) -> None:
         suppress_health_check=list(HealthCheck),
     )
     def check(case: Any) -> None:
-        response = case.call_and_validate(excluded_checks=[positive_data_acceptance])
+        response = case.call_and_validate()
         assert response.status_code not in {500, 501, 503}, response.text
 
     check()
