@@ -14,7 +14,10 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: run run-local test index lint install clean
+BENCH_DEPS := .bench-deps/semantic-router
+BENCH_ARGS ?= --quick
+
+.PHONY: run run-local test test-fast bench index lint install clean
 
 run: index
 	$(BIN)/python -m service --host $(HOST) --port $(PORT)
@@ -25,6 +28,19 @@ run-local: index
 
 test: index
 	$(BIN)/python -m pytest -q
+
+# The same suite without the tests that start real servers or the local LLM (marker e2e).
+test-fast: index
+	$(BIN)/python -m pytest -q -m "not e2e"
+
+# scripts/bench.py with its comparison installed aside (scripts/bench_deps.py); wrk drives the
+# HTTP load when it is on PATH (apt-get install wrk). BENCH_ARGS= for the full run.
+bench: index $(BENCH_DEPS)/.installed
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS) --report reports/bench.json
+
+$(BENCH_DEPS)/.installed: scripts/bench_deps.py $(STAMP)
+	$(BIN)/python scripts/bench_deps.py --target $(BENCH_DEPS)
+	touch $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -46,4 +62,4 @@ index: $(STAMP)
 	@$(BIN)/python scripts/build_index.py --check 2>/dev/null || $(BIN)/python scripts/build_index.py
 
 clean:
-	rm -rf $(VENV) index/manifest.json index/vectors-*.faiss
+	rm -rf $(VENV) .bench-deps index/manifest.json index/vectors-*.faiss
