@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.config.routes import RouteSet, load_route_set
 from service.config.settings import Settings
-from service.encoding.encoder import Encoder
+from service.encoding.encoder import BaseEncoder, Encoder, load_encoder
 from service.index.store import build_index
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -104,9 +104,31 @@ def write_route_folder(
 
 
 @pytest.fixture(scope="session")
-def encoder() -> Encoder:
-    """The real default embedding model, loaded once for the whole run."""
+def encoder() -> BaseEncoder:
+    """The encoder the service loads by default (ONNX Runtime, int8 graph), once per run.
+
+    Every in-process app, router and index of the suite embeds with it, as the service and
+    ``scripts/build_index.py`` do; ``torch_encoder`` is the sentence-transformers one."""
+    return load_encoder()
+
+
+@pytest.fixture(scope="session")
+def torch_encoder() -> Encoder:
+    """The sentence-transformers encoder (``SEMROUTE_ENCODER_BACKEND=torch``), loaded once."""
     return Encoder()
+
+
+def semroute_environment() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key.startswith("SEMROUTE_")}
+
+
+@pytest.fixture(autouse=True)
+def settings_environment_is_left_as_found() -> Iterator[None]:
+    """Settings are read from SEMROUTE_* variables: one left changed by a test would change
+    the settings of every later test, so each test must leave them as it found them."""
+    before = semroute_environment()
+    yield
+    assert semroute_environment() == before, "a test left SEMROUTE_* changed: use monkeypatch"
 
 
 @pytest.fixture

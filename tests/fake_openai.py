@@ -5,7 +5,9 @@ model of a fallback chain:
 
     ok-*        a normal answer naming the model
     json-*      a JSON object as the answer
-    slow-*      sleeps ``slow_seconds`` before answering (per-attempt timeouts)
+    slow-*      waits ``slow_seconds`` before answering (per-attempt timeouts); a client that
+                hangs up first is recorded in ``abandoned``, so a test can tell a call
+                cut at its timeout from one waited out, without timing anything
     e500-*      HTTP 500
     e429-*      HTTP 429 with Retry-After: 1
     e400-*      HTTP 400 (the request, not the model, is at fault)
@@ -28,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import select
 import socket
 import threading
 import time
@@ -77,6 +80,7 @@ class FakeOpenAI:
     def __init__(self, slow_seconds: float = 5.0):
         self.slow_seconds = slow_seconds
         self.requests: list[dict[str, Any]] = []
+        self.abandoned: list[str] = []
         self._lock = threading.Lock()
         fake = self
 
@@ -143,19 +147,57 @@ class FakeOpenAI:
         with self._lock:
             return [str(request.get("model")) for request in self.requests]
 
+    def reset(self) -> None:
+        """Forget the requests and hang-ups of earlier tests."""
+        with self._lock:
+            self.requests.clear()
+            self.abandoned.clear()
+
+    def wait_abandoned(self, models: list[str], timeout: float = 30) -> bool:
+        """True once exactly ``models`` (in any order) have hung up on a slow-* answer.
+
+        The server thread notices a hang-up just after the client moves on, so this waits
+        for it (at most ``timeout``, which only bounds a broken test)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if sorted(self.abandoned) == sorted(models):
+                    return True
+            time.sleep(0.02)
+        with self._lock:
+            return sorted(self.abandoned) == sorted(models)
+
+    def _linger(self, handler: Any, model: str) -> bool:
+        """Wait ``slow_seconds`` unless the client hangs up first; True if it did."""
+        deadline = time.monotonic() + self.slow_seconds
+        while (left := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([handler.connection], [], [], left)
+            if not readable:
+                break
+            try:
+                hung_up = handler.connection.recv(1, socket.MSG_PEEK) == b""
+            except OSError:
+                hung_up = True
+            if hung_up:
+                with self._lock:
+                    self.abandoned.append(model)
+                return True
+            time.sleep(min(left, 0.05))  # bytes we do not read: keep waiting
+        return False
+
     def _respond(self, handler: Any, body: dict[str, Any]) -> None:
         model = str(body.get("model", ""))
         kind = model.split("-", 1)[0]
         if body.get("stream") and kind not in {"e500", "e429", "e400", "garbage", "drop"}:
-            if kind == "slow":
-                time.sleep(self.slow_seconds)
+            if kind == "slow" and self._linger(handler, model):
+                return
             self._respond_streaming(handler, model, kind)
             return
         if kind == "halfdrop":
             kind = "drop"
         if kind == "slow":
-            time.sleep(self.slow_seconds)
-            handler._send(200, _completion(model, f"slow answer from {model}"))
+            if not self._linger(handler, model):
+                handler._send(200, _completion(model, f"slow answer from {model}"))
         elif kind == "e500":
             handler._send(500, {"error": {"message": "internal failure", "type": "server_error"}})
         elif kind == "e429":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -22,7 +21,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import litellm
 import pytest
-import yaml
+from conftest import write_route_folder
 from fake_openai import FakeOpenAI
 from fastapi.testclient import TestClient
 
@@ -38,12 +37,6 @@ SLOW_SECONDS = 3.0
 
 def user(text: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ScriptedCall:
@@ -77,8 +70,7 @@ def fake_server_fixture() -> Iterator[FakeOpenAI]:
 @pytest.fixture(name="fake")
 def fake_fixture(fake_server: FakeOpenAI) -> FakeOpenAI:
     """The module's fake provider, with the requests of earlier tests forgotten."""
-    with fake_server._lock:
-        fake_server.requests.clear()
+    fake_server.reset()
     return fake_server
 
 
@@ -140,16 +132,6 @@ API_ROUTER: dict[str, Any] = {
     "tiebreaker": {"model": "openai/ok-tb", "timeout_s": 2},
     "completion": {"attempt_timeout_s": 0.5, "deadline_s": 1.25},
 }
-
-
-def write_route_folder(
-    folder: Path, routes: dict[str, dict[str, Any]], router: dict[str, Any]
-) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, route in routes.items():
-        (folder / f"{name}.yaml").write_text(yaml.safe_dump(route), encoding="utf-8")
-    (folder / "router.yaml").write_text(yaml.safe_dump(router), encoding="utf-8")
-    return folder
 
 
 @pytest.fixture(scope="module", name="api_index")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from llm_fixtures import free_port
+from service_process import free_port
 
 STARTUP_TIMEOUT_S = 20
 

@@ -249,11 +249,24 @@ def test_healthz_and_readyz_answer_200_once_started(client: TestClient, small_in
     assert ready.json()["index_fingerprint"] == read_manifest(small_index)["fingerprint"]
 
 
+@pytest.fixture
+def unfrozen_collector() -> Iterator[None]:
+    """No object frozen when the test starts; afterwards the collector is left frozen or not,
+    as it was found (every app of the run freezes its start-up objects, and unfreezing them
+    for good would make every later full collection walk them again)."""
+    was_frozen = gc.get_freeze_count() > 0
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+    if was_frozen:
+        gc.freeze()
+
+
+@pytest.mark.usefixtures("unfrozen_collector")
 def test_start_up_objects_are_kept_out_of_garbage_collection(
     settings: Settings, encoder: Encoder
 ) -> None:
     """Start-up freezes what it leaves, so a full collection no longer walks it."""
-    gc.unfreeze()
     assert gc.get_freeze_count() == 0
 
     with TestClient(create_app(settings, encoder=encoder)) as started:

@@ -4,8 +4,6 @@ Every model of the route set lives on the fake provider server; its name picks i
 behaviour (ok-, e500-, slow-, ...), so each route below is one scenario.
 """
 
-import time
-
 import pytest
 from llm_fixtures import (  # noqa: F401
     API_ROUTER,
@@ -164,9 +162,7 @@ def test_when_every_model_fails_the_answer_is_a_502_listing_every_attempt(make_c
 
 def test_slow_models_beyond_the_deadline_give_a_504_at_the_deadline(make_client, fake):
     client = make_client()
-    started = time.perf_counter()
     response = client.post("/complete", json={"prompt": "hi", "route": "sluggish"})
-    elapsed = time.perf_counter() - started
 
     assert response.status_code == 504
     error = response.json()["error"]
@@ -174,7 +170,7 @@ def test_slow_models_beyond_the_deadline_give_a_504_at_the_deadline(make_client,
     assert f"{DEADLINE_S:g}s" in error["message"]
     assert [a["outcome"] for a in error["attempts"]] == ["timeout"] * 3
     assert fake.models_called() == ["slow-1", "slow-2", "slow-3"], "slow-4 and slow-5 untried"
-    assert elapsed < DEADLINE_S + 1.0
+    assert fake.wait_abandoned(["slow-1", "slow-2", "slow-3"]), "each call cut, not waited out"
 
 
 REAL_MODEL_ROUTES = {
@@ -248,7 +244,7 @@ def test_without_tiebreak_a_low_similarity_prompt_goes_to_the_default_route(make
         pytest.param(TIEBREAKER, '{"route": "none"}', id="none"),
     ],
 )
-def test_a_failed_or_undecided_tiebreaker_leads_to_the_default_route(
+def test_a_failed_tiebreaker_or_its_none_leads_to_the_default_route(
     make_client, tiebreaker, answer
 ):
     router = {**UNSURE_ROUTER, "tiebreaker": {"model": tiebreaker, "timeout_s": 2}}

@@ -4,7 +4,6 @@ Fast cases use litellm's own ``mock_response``; fault injection uses the fake pr
 """
 
 import functools
-import time
 
 import litellm
 import pytest
@@ -196,9 +195,7 @@ FAILURES = [
 async def test_a_failing_primary_falls_back_to_the_next_model(
     fake, failing, params, outcome, error_types
 ):
-    started = time.perf_counter()
     result = await on_fake(fake).run(job(failing, "openai/json-next", **params))
-    elapsed = time.perf_counter() - started
 
     assert result.ok
     assert result.model == "openai/json-next"
@@ -212,7 +209,8 @@ async def test_a_failing_primary_falls_back_to_the_next_model(
         "ok",
     )
     assert fake.models_called() == [failing.removeprefix("openai/"), "json-next"]
-    assert elapsed < SLOW_SECONDS, "a slow model is abandoned at the attempt timeout"
+    if outcome == "timeout":
+        assert fake.wait_abandoned([failing.removeprefix("openai/")]), "cut at the timeout"
 
 
 async def test_a_provider_error_keeps_a_short_message(fake):
@@ -282,15 +280,13 @@ async def test_when_every_model_fails_the_result_is_not_ok_and_lists_every_attem
 async def test_the_overall_deadline_stops_the_chain_before_every_slow_model_is_tried(fake):
     policy = CompletionPolicy(attempt_timeout_s=0.5, deadline_s=1.25)
     slow = [f"openai/slow-{n}" for n in range(1, 6)]
-    started = time.perf_counter()
     result = await on_fake(fake, policy).run(job(*slow))
-    elapsed = time.perf_counter() - started
 
     assert not result.ok
     assert result.deadline_exceeded
     assert [a.outcome for a in result.attempts] == ["timeout"] * 3
-    assert fake.models_called() == ["slow-1", "slow-2", "slow-3"]
-    assert elapsed < 2.25, "the chain ends at the deadline, not after every attempt timeout"
+    assert fake.models_called() == ["slow-1", "slow-2", "slow-3"], "the chain ends at the deadline"
+    assert fake.wait_abandoned(["slow-1", "slow-2", "slow-3"]), "each call cut, not waited out"
 
 
 async def test_running_out_of_models_before_the_deadline_is_not_a_deadline_failure(fake):

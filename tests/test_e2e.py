@@ -15,8 +15,7 @@ from conftest import (
     CliBuild,
     offline_env,
 )
-from llm_fixtures import free_port
-from service_process import running_service
+from service_process import free_port, running_service
 
 pytestmark = pytest.mark.e2e
 
@@ -28,8 +27,8 @@ def service_url(cli_build: CliBuild, tmp_path_factory: pytest.TempPathFactory) -
     log = tmp_path_factory.mktemp("e2e") / "service.log"
     with running_service(
         log, SEMROUTE_ROUTES_DIR=str(cli_build.routes), SEMROUTE_INDEX_DIR=str(cli_build.index)
-    ) as base_url:
-        yield base_url
+    ) as url:
+        yield url
 
 
 @pytest.mark.parametrize(

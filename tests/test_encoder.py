@@ -1,4 +1,7 @@
-"""The encoder: offline model resolution, clipping, unit-norm float32 rows, the prompt cache."""
+"""The encoder: offline model resolution, clipping, unit-norm float32 rows, the prompt cache.
+
+The interface tests run on both backends: the default int8 ONNX one and sentence-transformers.
+"""
 
 from pathlib import Path
 
@@ -7,7 +10,20 @@ import numpy as np
 import pytest
 
 from service.config.settings import DEFAULT_EMBEDDING_MODEL
-from service.encoding.encoder import Encoder, EncoderError, clip_for_embedding, resolve_model_path
+from service.encoding.encoder import (
+    BaseEncoder,
+    Encoder,
+    EncoderError,
+    clip_for_embedding,
+    resolve_model_path,
+)
+
+
+@pytest.fixture(params=["onnx-int8", "torch"])
+def any_encoder(
+    request: pytest.FixtureRequest, encoder: BaseEncoder, torch_encoder: Encoder
+) -> BaseEncoder:
+    return encoder if request.param == "onnx-int8" else torch_encoder
 
 
 def test_default_model_resolves_to_the_folder_shipped_in_the_package() -> None:
@@ -48,14 +64,14 @@ def test_clipping_is_idempotent() -> None:
     assert clip_for_embedding(once, 1000) == once
 
 
-def test_encoder_reports_the_model_id_and_dimension(encoder: Encoder) -> None:
-    assert encoder.model_id == DEFAULT_EMBEDDING_MODEL
-    assert encoder.dimension == 384
-    assert encoder.max_chars > 0
+def test_encoder_reports_the_model_id_and_dimension(any_encoder: BaseEncoder) -> None:
+    assert any_encoder.model_id == DEFAULT_EMBEDDING_MODEL
+    assert any_encoder.dimension == 384
+    assert any_encoder.max_chars > 0
 
 
-def test_encode_returns_float32_unit_rows(encoder: Encoder) -> None:
-    vectors = encoder.encode(["write a sorting function", "bake bread", "hello"])
+def test_encode_returns_float32_unit_rows(any_encoder: BaseEncoder) -> None:
+    vectors = any_encoder.encode(["write a sorting function", "bake bread", "hello"])
 
     assert vectors.dtype == np.float32
     assert vectors.shape == (3, 384)
@@ -63,22 +79,22 @@ def test_encode_returns_float32_unit_rows(encoder: Encoder) -> None:
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_encode_of_nothing_is_an_empty_matrix(encoder: Encoder) -> None:
-    vectors = encoder.encode([])
+def test_encode_of_nothing_is_an_empty_matrix(any_encoder: BaseEncoder) -> None:
+    vectors = any_encoder.encode([])
 
     assert vectors.shape == (0, 384)
     assert vectors.dtype == np.float32
 
 
-def test_encode_handles_text_far_beyond_the_model_window(encoder: Encoder) -> None:
-    vectors = encoder.encode(["word " * 50_000])
+def test_encode_handles_text_far_beyond_the_model_window(any_encoder: BaseEncoder) -> None:
+    vectors = any_encoder.encode(["word " * 50_000])
 
     assert vectors.shape == (1, 384)
     assert np.isfinite(vectors).all()
 
 
-def test_close_sentences_score_higher_than_unrelated_ones(encoder: Encoder) -> None:
-    anchor, close, unrelated = encoder.encode(
+def test_close_sentences_score_higher_than_unrelated_ones(any_encoder: BaseEncoder) -> None:
+    anchor, close, unrelated = any_encoder.encode(
         [
             "write a python function that sorts a list",
             "implement a sorting routine in python",
@@ -89,17 +105,17 @@ def test_close_sentences_score_higher_than_unrelated_ones(encoder: Encoder) -> N
     assert float(anchor @ close) > float(anchor @ unrelated) + 0.2
 
 
-def test_encode_one_serves_a_repeated_prompt_from_the_cache(encoder: Encoder) -> None:
+def test_encode_one_serves_a_repeated_prompt_from_the_cache(any_encoder: BaseEncoder) -> None:
     prompt = "a prompt only the cache test uses: reverse a linked list in C"
-    first = encoder.encode_one(prompt)
-    second = encoder.encode_one(prompt)
+    first = any_encoder.encode_one(prompt)
+    second = any_encoder.encode_one(prompt)
 
     assert second is first
     assert first.shape == (384,)
     assert not first.flags.writeable
     with pytest.raises(ValueError):
         first[0] = 0.0
-    np.testing.assert_allclose(first, encoder.encode([prompt])[0], atol=1e-6)
+    np.testing.assert_allclose(first, any_encoder.encode([prompt])[0], atol=1e-6)
 
 
 def test_unknown_model_path_raises_encoder_error_naming_it(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ covering the tie-breaker too."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import litellm
@@ -64,9 +63,8 @@ async def test_completions_beyond_the_limit_get_503_with_retry_after_at_once(
         first = asyncio.create_task(client.post("/complete", json=body))
         await asyncio.wait_for(entered.wait(), 10)
 
-        started = time.perf_counter()
         refused = await client.post("/complete", json=body)
-        assert time.perf_counter() - started < 5, "refused at once, not queued"
+        assert not first.done(), "refused while the first is still held: not queued behind it"
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == "1"
         assert refused.json()["error"]["type"] == "overloaded"
@@ -85,10 +83,8 @@ def test_the_overall_deadline_also_bounds_the_tiebreaker(make_client: Any, fake:
         "completion": {"attempt_timeout_s": 0.5, "deadline_s": 1.0},
     }
     client = make_client(router=router)
-    started = time.perf_counter()
     response = client.post("/complete", json={"messages": user("quarterly corporate tax filing")})
-    elapsed = time.perf_counter() - started
     assert response.status_code == 504, response.text
     assert response.json()["error"]["type"] == "deadline_exceeded"
     assert "slow-tb" in fake.models_called()
-    assert elapsed < 2.5, "the tie-breaker's 30 s timeout did not outlast the 1 s deadline"
+    assert fake.wait_abandoned(["slow-tb"]), "the tie-breaker was cut at the 1 s deadline"

@@ -4,17 +4,15 @@ Asserts structure, usage, attempts and routing; never the small model's wording.
 """
 
 import json
-import os
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import litellm
 import pytest
-from llm_fixtures import free_port, write_route_folder
+from conftest import run_build_script, write_route_folder
+from service_process import free_port, running_service, start, stop, wait_until_ok
 
 from service.tools.local_llm import ALIAS
 
@@ -22,7 +20,6 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 LLM_START_TIMEOUT_S = 120
-SERVICE_START_TIMEOUT_S = 120
 
 ROUTES = {
     "geography": {
@@ -53,36 +50,6 @@ ROUTER = {
 }
 
 
-def offline_env(**extra):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-    return {**env, **extra}
-
-
-def wait_until_ok(url, process, timeout, log):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{url}: the server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (OSError, urllib.error.HTTPError):
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"{url} did not answer 200 within {timeout}s:\n{log.read_text()[-3000:]}")
-
-
-def stop(process):
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
 def post_json(url, payload, timeout):
     request = urllib.request.Request(
         url, data=json.dumps(payload).encode(), headers={"content-type": "application/json"}
@@ -102,52 +69,26 @@ def local_stack(tmp_path_factory):
     The index is built while the LLM loads; both processes are always terminated.
     """
     base = tmp_path_factory.mktemp("local_stack")
-    llm_port, service_port = free_port(), free_port()
+    llm_port = free_port()
     llm_log, service_log = base / "llm.log", base / "service.log"
     llm_api_base = f"http://127.0.0.1:{llm_port}/v1"
-    with llm_log.open("wb") as output:
-        llm = subprocess.Popen(
-            [sys.executable, str(ROOT / "scripts" / "local_llm.py"), "--port", str(llm_port)],
-            cwd=ROOT,
-            env=offline_env(),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    llm = start(
+        [sys.executable, str(ROOT / "scripts" / "local_llm.py"), "--port", str(llm_port)], llm_log
+    )
     try:
         routes = write_route_folder(base / "routes", ROUTES, ROUTER)
         index = base / "index"
-        build = [sys.executable, str(ROOT / "scripts" / "build_index.py")]
-        built = subprocess.run(
-            [*build, "--routes", str(routes), "--index", str(index), "--quiet"],
-            cwd=ROOT,
-            env=offline_env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        built = run_build_script("--routes", routes, "--index", index, "--quiet", timeout=300)
         assert built.returncode == 0, built.stderr
-        env = offline_env(
-            SEMROUTE_ROUTES_DIR=str(routes),
-            SEMROUTE_INDEX_DIR=str(index),
-            SEMROUTE_MODEL_OVERRIDE=f"openai/{ALIAS}",
-            SEMROUTE_LLM_API_BASE=llm_api_base,
-        )
-        command = [sys.executable, "-m", "service", "--port", str(service_port)]
-        with service_log.open("wb") as output:
-            service = subprocess.Popen(
-                [*command, "--log-level", "warning"],
-                cwd=ROOT,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            wait_until_ok(f"http://127.0.0.1:{llm_port}/health", llm, LLM_START_TIMEOUT_S, llm_log)
-            service_url = f"http://127.0.0.1:{service_port}"
-            wait_until_ok(f"{service_url}/readyz", service, SERVICE_START_TIMEOUT_S, service_log)
+        env = {
+            "SEMROUTE_ROUTES_DIR": str(routes),
+            "SEMROUTE_INDEX_DIR": str(index),
+            "SEMROUTE_MODEL_OVERRIDE": f"openai/{ALIAS}",
+            "SEMROUTE_LLM_API_BASE": llm_api_base,
+        }
+        with running_service(service_log, "--log-level", "warning", **env) as service_url:
+            wait_until_ok(f"http://127.0.0.1:{llm_port}/health", llm, llm_log, LLM_START_TIMEOUT_S)
             yield llm_api_base, service_url
-        finally:
-            stop(service)
     finally:
         stop(llm)
 

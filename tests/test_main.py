@@ -10,11 +10,16 @@ from service.api.engine import StartupError
 
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """uvicorn.run replaced by a recorder; the set-up check always passes."""
+    """uvicorn.run replaced by a recorder; the set-up check always passes.
+
+    ``main`` writes SEMROUTE_ENCODER_THREADS into the environment. ``delenv`` of an unset
+    variable records nothing to undo, so it is set first: monkeypatch then restores the
+    variable as it was (unset, or its value) when the test ends."""
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(entry, "load_state", lambda settings: None)
     monkeypatch.setattr(entry.uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
-    monkeypatch.delenv("SEMROUTE_ENCODER_THREADS", raising=False)
+    monkeypatch.setenv("SEMROUTE_ENCODER_THREADS", "placeholder")
+    monkeypatch.delenv("SEMROUTE_ENCODER_THREADS")
     monkeypatch.setattr(entry.os, "cpu_count", lambda: 4)
     return calls
 

@@ -22,7 +22,7 @@ from conftest import CliBuild
 from fake_openai import FakeOpenAI
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
-from servers import running_service
+from service_process import running_service
 
 from service.api.contract import AUTO_MODEL, with_route_names
 from service.api.schemas import CompleteRequest

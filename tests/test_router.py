@@ -236,7 +236,7 @@ async def test_close_call_goes_to_the_tiebreaker(make_router: MakeRouter) -> Non
     assert len(tiebreaker.calls) == 1
 
 
-async def test_tiebreaker_answering_none_falls_back_to_the_default_route(
+async def test_tiebreaker_answering_none_sends_the_prompt_to_the_default_route(
     make_router: MakeRouter,
 ) -> None:
     tiebreaker = FakeTiebreaker(None)
@@ -250,13 +250,15 @@ async def test_tiebreaker_answering_none_falls_back_to_the_default_route(
     assert decision.reason == "below_threshold"
 
 
-async def test_tiebreaker_answering_an_unknown_route_falls_back_to_the_default_route(
+async def test_tiebreaker_answering_an_unknown_route_leaves_the_prompt_undecided(
     make_router: MakeRouter,
 ) -> None:
+    """Undecided, not "none": the ``undecided`` policy applies, here its default one."""
     router = make_router({"default_threshold": 0.9}, tiebreaker=FakeTiebreaker("weather"))
 
     decision = await router.decide(_request(FAR_PROMPT))
 
+    assert router.route_set.config.undecided == "default"
     assert decision.route == "greetings"
     assert decision.method == "default"
 
