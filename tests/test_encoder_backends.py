@@ -9,7 +9,13 @@ from conftest import CODING_PROMPT, COOKING_PROMPT
 
 from service.config.routes import load_route_set
 from service.config.settings import Settings
-from service.encoding.encoder import Encoder, EncoderError, OnnxEncoder, load_encoder
+from service.encoding.encoder import (
+    BaseEncoder,
+    Encoder,
+    EncoderError,
+    OnnxEncoder,
+    load_encoder,
+)
 from service.index.store import load_index
 from service.routing.router import Router
 from service.routing.types import RouteRequest
@@ -24,8 +30,10 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def onnx_encoder() -> OnnxEncoder:
-    return OnnxEncoder()
+def onnx_encoder(encoder: BaseEncoder) -> OnnxEncoder:
+    """The suite's shared encoder, which is the default one: ONNX Runtime, int8 graph."""
+    assert isinstance(encoder, OnnxEncoder)
+    return encoder
 
 
 def test_onnx_encoder_has_the_encoder_interface(onnx_encoder: OnnxEncoder) -> None:
@@ -40,10 +48,10 @@ def test_onnx_encoder_has_the_encoder_interface(onnx_encoder: OnnxEncoder) -> No
 
 
 def test_onnx_vectors_agree_with_the_torch_encoder(
-    onnx_encoder: OnnxEncoder, encoder: Encoder
+    onnx_encoder: OnnxEncoder, torch_encoder: Encoder
 ) -> None:
     shipped = OnnxEncoder(cache_size=0, graph="shipped")
-    reference = encoder.encode(TEXTS)
+    reference = torch_encoder.encode(TEXTS)
 
     float32 = np.sum(shipped.encode(TEXTS) * reference, axis=1)
     int8 = np.sum(onnx_encoder.encode(TEXTS) * reference, axis=1)

@@ -44,6 +44,13 @@ def test_single_segment_prompt_has_no_head(prompt: str) -> None:
 # -- Encoder.encode with a head ---------------------------------------------------------------
 
 
+@pytest.fixture
+def encoder(torch_encoder: Encoder) -> Encoder:
+    """The sentence-transformers encoder: its model's own embedding, without focus, is at
+    hand to compare with (``test_encoder_backends.py`` holds the ONNX vectors to it)."""
+    return torch_encoder
+
+
 def plain_embedding(encoder: Encoder, text: str) -> np.ndarray:
     """The model's own normalised embedding of ``text``, with no instruction focus."""
     return np.asarray(encoder._model.encode([text], normalize_embeddings=True)[0])

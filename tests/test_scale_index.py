@@ -52,7 +52,7 @@ def test_an_approximate_index_is_recorded_and_restored(
 
     assert manifest["index_type"] == "IndexIVFFlat"
     assert manifest["index_params"]["nprobe"] >= 1
-    assert manifest["encoder_backend"] == "torch"
+    assert manifest["encoder_backend"] == encoder.backend
     on_disk = json.loads((tmp_path / "index" / "manifest.json").read_text())
     assert on_disk["index_params"] == manifest["index_params"]
     loaded = load_index(tmp_path / "index")
