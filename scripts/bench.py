@@ -627,10 +627,8 @@ def check(value: Any, limit: float, most: bool = True) -> bool | None:
 def client_note(client: str) -> str:
     """Which HTTP client drives the load, and how it bends the req/s figures."""
     cores = os.cpu_count() or 1
-    name = {
-        "wrk": "wrk (C, one thread)",
-        "httpx": "httpx (Python asyncio); wrk is not on PATH (apt-get install wrk)",
-    }[client]
+    why = "--client httpx" if shutil.which("wrk") else "wrk is not on PATH: apt-get install wrk"
+    name = {"wrk": "wrk (C, one thread)", "httpx": f"httpx (Python asyncio; {why})"}[client]
     return (
         f"HTTP load from {name}, on this {cores}-core machine beside the server: the client's "
         "CPU is taken from the server, so req/s reads lower than from another machine "
