@@ -19,11 +19,10 @@ from llm_fixtures import (  # noqa: F401
     API_ROUTES,
     api_index_fixture,
     fake_server_fixture,
-    free_port,
     write_route_folder,
 )
 from redis_server import RedisServer, redis_server_fixture  # noqa: F401
-from service_process import start_service, stop, wait_until_ready
+from service_process import free_port, start_service, stop, wait_until_ready
 
 pytestmark = pytest.mark.e2e
 
