@@ -29,9 +29,9 @@ run-local: index
 test: index
 	$(BIN)/python -m pytest -q
 
-# The same suite without the tests that start real servers or the local LLM (marker e2e).
+# The same suite without the tests that start real servers, the local LLM or a browser.
 test-fast: index
-	$(BIN)/python -m pytest -q -m "not e2e"
+	$(BIN)/python -m pytest -q -m "not e2e and not browser"
 
 # scripts/bench.py with its comparison installed aside (scripts/bench_deps.py); wrk drives the
 # HTTP load when it is on PATH (apt-get install wrk). BENCH_ARGS= for the full run.
