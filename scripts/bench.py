@@ -76,11 +76,11 @@ def token_count(text: str) -> int:
 def _tokenizer() -> Any:
     from tokenizers import Tokenizer
 
-    from service.config.settings import DEFAULT_EMBEDDING_MODEL
+    from service.config.settings import MINILM_MODEL
     from service.encoding.encoder import resolve_model_path
 
     tokenizer = Tokenizer.from_file(
-        str(Path(resolve_model_path(DEFAULT_EMBEDDING_MODEL)) / "tokenizer.json")
+        str(Path(resolve_model_path(MINILM_MODEL)) / "tokenizer.json")
     )
     tokenizer.no_padding()
     tokenizer.no_truncation()
@@ -429,11 +429,11 @@ def serve_semantic_router(port: int, stats: Path) -> None:
     from semantic_router.encoders import HuggingFaceEncoder
 
     from service.config.routes import load_route_set
-    from service.config.settings import DEFAULT_EMBEDDING_MODEL
+    from service.config.settings import MINILM_MODEL
     from service.encoding.encoder import resolve_model_path
 
     route_set = load_route_set(ROOT / "routes")
-    encoder = HuggingFaceEncoder(name=resolve_model_path(DEFAULT_EMBEDDING_MODEL))
+    encoder = HuggingFaceEncoder(name=resolve_model_path(MINILM_MODEL))
     router = IndexedRouter(
         encoder=encoder,
         routes=[Route(name=r.name, utterances=list(r.utterances)) for r in route_set.routes],

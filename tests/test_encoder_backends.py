@@ -8,15 +8,15 @@ import pytest
 from conftest import CODING_PROMPT, COOKING_PROMPT
 
 from service.config.routes import load_route_set
-from service.config.settings import Settings
+from service.config.settings import MINILM_MODEL, MULTILINGUAL_MODEL
 from service.encoding.encoder import (
-    BaseEncoder,
     Encoder,
     EncoderError,
+    MultilingualEncoder,
     OnnxEncoder,
     load_encoder,
 )
-from service.index.store import load_index
+from service.index.store import build_index, load_index
 from service.routing.router import Router
 from service.routing.types import RouteRequest
 
@@ -30,16 +30,14 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def onnx_encoder(encoder: BaseEncoder) -> OnnxEncoder:
-    """The suite's shared encoder, which is the default one: ONNX Runtime, int8 graph."""
-    assert isinstance(encoder, OnnxEncoder)
-    return encoder
+def onnx_encoder() -> OnnxEncoder:
+    return OnnxEncoder()
 
 
 def test_onnx_encoder_has_the_encoder_interface(onnx_encoder: OnnxEncoder) -> None:
     vectors = onnx_encoder.encode(TEXTS)
 
-    assert onnx_encoder.model_id == Settings().embedding_model
+    assert onnx_encoder.model_id == MINILM_MODEL
     assert onnx_encoder.backend == "onnx"
     assert vectors.shape == (len(TEXTS), onnx_encoder.dimension) == (len(TEXTS), 384)
     assert vectors.dtype == np.float32
@@ -48,10 +46,10 @@ def test_onnx_encoder_has_the_encoder_interface(onnx_encoder: OnnxEncoder) -> No
 
 
 def test_onnx_vectors_agree_with_the_torch_encoder(
-    onnx_encoder: OnnxEncoder, torch_encoder: Encoder
+    onnx_encoder: OnnxEncoder, minilm_encoder: Encoder
 ) -> None:
     shipped = OnnxEncoder(cache_size=0, graph="shipped")
-    reference = torch_encoder.encode(TEXTS)
+    reference = minilm_encoder.encode(TEXTS)
 
     float32 = np.sum(shipped.encode(TEXTS) * reference, axis=1)
     int8 = np.sum(onnx_encoder.encode(TEXTS) * reference, axis=1)
@@ -79,13 +77,22 @@ def test_unknown_backend_is_an_encoder_error() -> None:
 
 
 def test_load_encoder_picks_the_configured_backend(onnx_encoder: OnnxEncoder) -> None:
-    assert isinstance(load_encoder(backend="onnx", cache_size=0), OnnxEncoder)
+    assert isinstance(load_encoder(MINILM_MODEL, backend="onnx", cache_size=0), OnnxEncoder)
+    assert isinstance(load_encoder(backend="onnx", cache_size=0), MultilingualEncoder)
+    assert isinstance(load_encoder(cache_size=0), MultilingualEncoder)  # the default
+
+
+def test_the_multilingual_model_has_no_torch_backend() -> None:
+    with pytest.raises(EncoderError, match="onnx backend only"):
+        load_encoder(MULTILINGUAL_MODEL, backend="torch")
 
 
 async def test_an_index_built_with_torch_routes_the_same_with_onnx(
-    small_routes: Path, small_index: Path, onnx_encoder: OnnxEncoder
+    small_routes: Path, tmp_path: Path, onnx_encoder: OnnxEncoder, minilm_encoder: Encoder
 ) -> None:
-    router = Router(load_route_set(small_routes), load_index(small_index), onnx_encoder)
+    route_set = load_route_set(small_routes)
+    build_index(route_set, minilm_encoder, tmp_path / "index")
+    router = Router(route_set, load_index(tmp_path / "index"), onnx_encoder)
     try:
         coding = await router.decide(RouteRequest(prompt=CODING_PROMPT, tiebreak=False))
         cooking = await router.decide(RouteRequest(prompt=COOKING_PROMPT, tiebreak=False))

@@ -45,10 +45,10 @@ def test_single_segment_prompt_has_no_head(prompt: str) -> None:
 
 
 @pytest.fixture
-def encoder(torch_encoder: Encoder) -> Encoder:
+def encoder(minilm_encoder: Encoder) -> Encoder:
     """The sentence-transformers encoder: its model's own embedding, without focus, is at
     hand to compare with (``test_encoder_backends.py`` holds the ONNX vectors to it)."""
-    return torch_encoder
+    return minilm_encoder
 
 
 def plain_embedding(encoder: Encoder, text: str) -> np.ndarray:

@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from service.routing.scoring import Abstain, Ranked, neighbour_route_scores, rank, verdict
+from service.routing.scoring import (
+    Abstain,
+    Ranked,
+    blend,
+    neighbour_probabilities,
+    neighbour_route_scores,
+    rank,
+    verdict,
+)
 
 
 def _ranked(*scores: float) -> Ranked:
@@ -135,4 +143,31 @@ def test_abstain_reasons_serialise_as_plain_strings() -> None:
         "no_candidate",
         "below_threshold",
         "close_margin",
+        "out_of_scope",
     ]
+
+
+# -- neighbour_probabilities and blend --------------------------------------------------------
+
+
+def test_neighbour_probabilities_favour_the_closest_route_and_skip_routes_without_evidence() -> (
+    None
+):
+    probabilities = neighbour_probabilities(np.array([0.80, np.nan, 0.70]), temperature=0.05)
+
+    assert probabilities.sum() == pytest.approx(1.0)
+    assert probabilities[1] == 0.0
+    assert probabilities[0] > 0.8 > probabilities[2] > 0.0
+
+
+def test_no_neighbour_at_all_gives_no_probability() -> None:
+    assert neighbour_probabilities(np.array([np.nan, np.nan]), 0.05).tolist() == [0.0, 0.0]
+
+
+def test_blend_lets_a_clear_neighbour_vote_overturn_a_diffident_classifier() -> None:
+    classifier = np.array([0.45, 0.40, 0.15])
+    neighbours = np.array([0.0, 0.0, 1.0])
+
+    assert rank(blend(classifier, neighbours, weight=0.1)).positions[0] == 0
+    assert rank(blend(classifier, neighbours, weight=0.5)).positions[0] == 2
+    assert blend(classifier, neighbours, weight=0.0).tolist() == classifier.tolist()

@@ -64,6 +64,11 @@ class Route(BaseModel):
         default=None, description="A model that reviews and improves every answer of this route."
     )
     utterances: tuple[str, ...] = Field(min_length=1)
+    utterances_file: str | None = Field(
+        default=None,
+        description='JSON lines of more example prompts ({"text": ...}), relative to routes/; '
+        "read at load time and joined to 'utterances'.",
+    )
     models: tuple[TieredModel, ...] = Field(
         default=(),
         description="Tiered models for dynamic routing; 'model' defaults to the balanced one.",
@@ -210,6 +215,18 @@ class RouterConfig(BaseModel):
         default="classifier",
         description="classifier: calibrated linear model over embeddings; knn: neighbour vote.",
     )
+    classifier_c: float = Field(
+        default=1.0,
+        gt=0.0,
+        description="Inverse regularisation strength of the route classifier (index build).",
+    )
+    knn_weight: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=1.0,
+        description="classifier: share of the nearest-utterance vote in the route "
+        "probabilities; it lets a route of a few utterances win next to routes of hundreds.",
+    )
     accept_rate: float = Field(
         default=0.97,
         gt=0.5,
@@ -341,12 +358,66 @@ def _pydantic_problems(shown: str, error: ValidationError) -> list[Problem]:
     return problems
 
 
+def _read_utterance_file(
+    routes_dir: Path, value: Any, route: str, shown: str
+) -> tuple[list[str], list[Problem]]:
+    """The texts of a route's ``utterances_file``; every bad line is named by file and line.
+
+    A row may carry a ``label``; when it does, it must be the route's own name, so a file
+    copied to the wrong route is caught instead of teaching the route another's prompts.
+    Other keys (``source``, ``lang``) record provenance and are ignored here.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return [], [Problem(shown, "utterances_file", "must be a path relative to routes/")]
+    path = routes_dir / value
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return [], [Problem(shown, "utterances_file", f"{where} does not exist")]
+    except UnicodeDecodeError:
+        return [], [Problem(where, "", "is not UTF-8 text")]
+    except OSError as error:
+        return [], [Problem(where, "", f"cannot be read ({error.strerror})")]
+    texts: list[str] = []
+    problems: list[Problem] = []
+    for number, row, problem in text_rows(text):
+        line = f"line {number}"
+        if row is None:
+            problems.append(Problem(where, line, problem or "unreadable"))
+        elif not row["text"].strip():
+            problems.append(Problem(where, line, "has an empty 'text'"))
+        elif len(row["text"].strip()) > MAX_UTTERANCE_CHARS:
+            problems.append(
+                Problem(where, line, f"is longer than {MAX_UTTERANCE_CHARS} characters")
+            )
+        elif "label" in row and row["label"] != route:
+            problems.append(
+                Problem(
+                    where, f"{line}.label", f"'{row['label']}' is not this file's route '{route}'"
+                )
+            )
+        else:
+            texts.append(row["text"].strip())
+    if not texts and not problems:
+        problems.append(Problem(where, "", "holds no utterance"))
+    return texts, problems
+
+
 def _load_route(path: Path, shown: str) -> tuple[Route | None, list[Problem]]:
     data, problems = _read_yaml(path, shown)
     if data is None:
         return None, problems
     data = {str(key): value for key, value in data.items()}
     data.setdefault("name", path.stem)
+    if "utterances_file" in data:
+        texts, problems = _read_utterance_file(
+            path.parent, data["utterances_file"], str(data["name"]), shown
+        )
+        if problems:
+            return None, problems
+        inline = data.get("utterances") or []
+        data["utterances"] = [*inline, *texts] if isinstance(inline, list) else inline
     try:
         return Route.model_validate(data), []
     except ValidationError as error:

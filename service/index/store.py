@@ -245,6 +245,7 @@ def build_index(
         len(route_names),
         held_out_vectors,
         [None if label is None else route_names.index(label) for _, label in held_out],
+        c=route_set.config.classifier_c,
         accept_rate=route_set.config.accept_rate,
     )
     complexity_model = (
@@ -437,7 +438,10 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
             f"{path} holds {faiss_index.ntotal} vectors of dimension {faiss_index.d}, the manifest "
             f"{len(entries)} of {manifest['embedding_dim']}; rebuild it with: {BUILD_COMMAND}"
         )
-    if model.weights.shape != (manifest["embedding_dim"], len(route_names)):
+    if (
+        model.centroids.shape != (len(route_names), manifest["embedding_dim"])
+        or model.weights.shape[0] != manifest["embedding_dim"]
+    ):
         raise IndexCorruptError(
             f"{model_path} does not fit {len(route_names)} routes; rebuild it with: {BUILD_COMMAND}"
         )

@@ -134,7 +134,9 @@ class Router:
             if route is not None:
                 decision = self._decision(route, "llm", result, reason, started, request.explain)
                 return decision, result, None
-        undecided = chosen != NO_ROUTE
+        # The classifier's own "no route" verdict (junk, unserved tasks) is final, like the
+        # tie-breaker's explicit NO_ROUTE: the default route, not a guess.
+        undecided = chosen != NO_ROUTE and reason is not scoring.Abstain.OUT_OF_SCOPE
         if top is not None and undecided and self.route_set.config.undecided == "top":
             note = (
                 "no tie-breaker"
@@ -189,7 +191,9 @@ class Router:
             method=method,
             score=score,
             confidence=round(result.confidence, 6)
-            if result is not None and result.confidence is not None and method == "semantic"
+            if result is not None
+            and result.confidence is not None
+            and (method == "semantic" or reason is scoring.Abstain.OUT_OF_SCOPE)
             else None,
             margin=margin,
             candidates=candidates,

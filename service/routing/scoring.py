@@ -18,6 +18,9 @@ class Abstain(StrEnum):
     NO_CANDIDATE = "no_candidate"
     BELOW_THRESHOLD = "below_threshold"
     CLOSE_MARGIN = "close_margin"
+    # The classifier's "no route" class won: gibberish, keyboard mash, a task no route
+    # serves. It goes to the default route whatever ``undecided`` says.
+    OUT_OF_SCOPE = "out_of_scope"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,30 @@ def neighbour_route_scores(
     seen = counts > 0
     scores[seen] = totals[seen] / counts[seen]
     return scores
+
+
+def neighbour_probabilities(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """Neighbour scores (NaN: no evidence) as a distribution over routes.
+
+    A softmax of similarity over ``temperature``; routes without a neighbour get 0.
+    """
+    seen = ~np.isnan(scores)
+    out = np.zeros(len(scores), dtype=np.float64)
+    if seen.any():
+        shifted = np.exp((scores[seen] - scores[seen].max()) / temperature)
+        out[seen] = shifted / shifted.sum()
+    return out
+
+
+def blend(classifier: np.ndarray, neighbours: np.ndarray, weight: float) -> np.ndarray:
+    """Mix the classifier's route probabilities with the neighbour vote's.
+
+    The classifier generalises from many examples but its weights for a route of a handful
+    of utterances stay small beside routes with hundreds; the nearest utterances do not care
+    how large a route is. A prompt right next to a new route's examples therefore wins on the
+    neighbour vote even where the classifier has not learnt the route yet.
+    """
+    return (1.0 - weight) * classifier + weight * neighbours
 
 
 def rank(scores: np.ndarray) -> Ranked:

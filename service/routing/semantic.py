@@ -27,6 +27,9 @@ from service.index.classifier import softmax
 from service.index.store import LoadedIndex
 from service.routing import context, scoring
 
+# Sharpness of the neighbour vote: cosine gaps of a few hundredths decide it.
+KNN_TEMPERATURE = 0.05
+
 
 class Embedder(Protocol):
     """What the router needs of an encoder (``encoding.encoder.BaseEncoder`` implements it)."""
@@ -144,32 +147,56 @@ class SemanticStage:
     def score_vectors(self, vectors: np.ndarray) -> list[SemanticResult]:
         similarities, ids = self.index.search(vectors, self.top_k)
         classified = self.route_set.config.scoring == "classifier" and self.index.model is not None
+        n_routes = len(self.index.route_names)
+        knn_weight = self.route_set.config.knn_weight
         if classified:
             assert self.index.model is not None and self.index.calibration is not None
             logits, features = self.index.model.raw_scores(vectors)
             probabilities = softmax(logits)
+            # The "none" class (when fitted) says "no route"; the routes share the rest.
+            no_route = (
+                probabilities[:, n_routes]
+                if self.index.model.has_none
+                else np.zeros(len(vectors), dtype=np.float64)
+            )
+            route_probabilities = probabilities[:, :n_routes]
+            route_probabilities = route_probabilities / np.maximum(
+                route_probabilities.sum(axis=1, keepdims=True), 1e-12
+            )
             in_scope = self.index.calibration.in_scope(features)
-            confidence = self.index.calibration.confidence(in_scope)
+            confidence = self.index.calibration.confidence(
+                in_scope, route_probabilities.max(axis=1)
+            )
         results = []
         for row in range(len(vectors)):
             row_ids = ids[row]
+            labels = np.where(row_ids >= 0, self.index.labels[np.maximum(row_ids, 0)], -1)
             if classified:
-                ranked = scoring.rank(probabilities[row])
+                mixed = route_probabilities[row]
+                if knn_weight > 0:
+                    neighbours = scoring.neighbour_route_scores(similarities[row], labels, n_routes)
+                    mixed = scoring.blend(
+                        mixed,
+                        scoring.neighbour_probabilities(neighbours, KNN_TEMPERATURE),
+                        knn_weight,
+                    )
+                ranked = scoring.rank(mixed)
                 top = int(ranked.positions[0])
-                abstain = scoring.verdict(
-                    ranked,
-                    threshold=self.index.calibration.route_thresholds[top],  # type: ignore[union-attr]
-                    min_margin=self.route_set.config.min_margin,
-                    evidence=float(in_scope[row]),
+                abstain = (
+                    scoring.Abstain.OUT_OF_SCOPE
+                    if no_route[row] > probabilities[row, top]
+                    else scoring.verdict(
+                        ranked,
+                        threshold=self.index.calibration.route_thresholds[top],  # type: ignore[union-attr]
+                        min_margin=self.route_set.config.min_margin,
+                        evidence=float(in_scope[row]),
+                    )
                 )
                 row_confidence: float | None = float(confidence[row])
                 evidence = float(in_scope[row])
             else:
-                labels = np.where(row_ids >= 0, self.index.labels[np.maximum(row_ids, 0)], -1)
                 ranked = scoring.rank(
-                    scoring.neighbour_route_scores(
-                        similarities[row], labels, len(self.index.route_names)
-                    )
+                    scoring.neighbour_route_scores(similarities[row], labels, n_routes)
                 )
                 top_route = self.routes[int(ranked.positions[0])] if len(ranked.positions) else None
                 abstain = scoring.verdict(

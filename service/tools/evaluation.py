@@ -28,6 +28,8 @@ PLACEHOLDER_MODEL = "openai/gpt-4.1-mini"
 class Example:
     text: str
     label: str | None  # None: out of scope
+    source: str | None = None  # where the prompt came from: held out whole in evaluation
+    lang: str | None = None
 
 
 class DatasetError(ValueError):
@@ -39,8 +41,12 @@ def _label(value: Any) -> str | None:
     return None if text.casefold() in OUT_OF_SCOPE_LABELS else text
 
 
-def read_examples(path: Path) -> list[Example]:
-    """Read ``{"text", "label"}`` JSONL, or a CSV with ``text`` and ``label`` columns."""
+def read_examples(path: Path, label_key: str = "label") -> list[Example]:
+    """Read ``{"text", "label", "source"?, "lang"?}`` JSONL, or a CSV with ``text`` and ``label``.
+
+    ``label_key`` names the label field of a JSONL file (the prompt pool's is
+    ``suggested_route``).
+    """
     if not path.exists():
         raise DatasetError(f"{path}: no such file")
     examples: list[Example] = []
@@ -56,11 +62,22 @@ def read_examples(path: Path) -> list[Example]:
     for number, record, problem in text_rows(path.read_text(encoding="utf-8")):
         if record is None:
             raise DatasetError(f"{path}:{number}: {problem}")
-        if "label" not in record:
-            raise DatasetError(f"{path}:{number}: no 'label' (use \"oos\" for out of scope)")
+        if label_key not in record:
+            raise DatasetError(f"{path}:{number}: no '{label_key}' (use \"oos\" for out of scope)")
         if record["text"].strip():
-            examples.append(Example(record["text"].strip(), _label(record.get("label"))))
+            examples.append(
+                Example(
+                    record["text"].strip(),
+                    _label(record.get(label_key)),
+                    _optional(record.get("source")),
+                    _optional(record.get("lang")),
+                )
+            )
     return examples
+
+
+def _optional(value: Any) -> str | None:
+    return None if value is None or str(value).strip() == "" else str(value)
 
 
 def read_clinc(path: Path, splits: Sequence[str]) -> list[Example]:
@@ -106,6 +123,61 @@ class Scored:
     predicted: str | None
     confidence: float
     top: str | None = None  # the best route even when the router abstained
+    source: str | None = None
+    lang: str | None = None
+    # The router's calibrated P(this decision is right), where it gives one.
+    probability: float | None = None
+
+    @property
+    def right(self) -> bool:
+        return self.truth == self.predicted
+
+
+ECE_BINS = 10
+
+
+def reliability(results: Sequence[Scored], bins: int = ECE_BINS) -> dict[str, Any]:
+    """Expected calibration error and the reliability diagram's bins.
+
+    Each decision's stated probability of being right is compared with how often decisions
+    of that probability were right, in equal-width bins; ECE is the count-weighted mean gap.
+    Decisions without a probability are left out.
+    """
+    rated = [r for r in results if r.probability is not None]
+    if not rated:
+        return {"ece": None, "bins": []}
+    probability = np.array([r.probability for r in rated], dtype=float)
+    right = np.array([r.right for r in rated], dtype=float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(probability, edges[1:-1]), 0, bins - 1)
+    table = []
+    ece = 0.0
+    for b in range(bins):
+        members = which == b
+        if not members.any():
+            continue
+        stated, observed = float(probability[members].mean()), float(right[members].mean())
+        ece += members.sum() / len(rated) * abs(stated - observed)
+        table.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "count": int(members.sum()),
+                "stated": stated,
+                "observed": observed,
+            }
+        )
+    return {"ece": float(ece), "bins": table}
+
+
+def accuracy_by(results: Sequence[Scored], key: str) -> dict[str, dict[str, float | int]]:
+    """Accuracy per value of ``key`` ("source", "lang" or "truth"), largest group first."""
+    groups: dict[str, list[bool]] = {}
+    for result in results:
+        value = getattr(result, key)
+        groups.setdefault("none" if value is None else str(value), []).append(result.right)
+    ordered = sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+    return {name: {"n": len(hits), "accuracy": float(np.mean(hits))} for name, hits in ordered}
 
 
 def _f1(precision: float, recall: float) -> float:
@@ -150,7 +222,129 @@ def metrics(results: Sequence[Scored]) -> dict[str, Any]:
         "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0))
         if results
         else 0.0,
+        "by_source": accuracy_by(results, "source"),
+        "by_lang": accuracy_by(results, "lang"),
+        "by_label": accuracy_by(results, "truth"),
+        "calibration": reliability(results),
         "most_confused": [
             {"truth": t, "predicted": p, "count": n} for (t, p), n in confusions.most_common(10)
         ],
     }
+
+
+def source_group(source: str | None) -> str:
+    """The unit held out together: a repository, or one BIG-bench task.
+
+    A source's files (XQuAD's twelve languages, say) share their style, so holding out one
+    file while training on its siblings would flatter; BIG-bench's tasks are independent
+    datasets by different authors, so each task is a source of its own.
+    """
+    if not source:
+        return "unknown"
+    if source.startswith("pypi:bigbench"):
+        return "bigbench/" + source.split("benchmark_tasks/")[-1].split("/")[0]
+    return source.split("@")[0]
+
+
+def _hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def normalised(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def source_folds(
+    examples: Sequence[Example], folds: int, max_per_source: int
+) -> list[tuple[frozenset[str], list[Example]]]:
+    """Sources dealt into ``folds`` groups: (normalised texts of the fold's sources, test rows).
+
+    Every row of a fold's sources is withheld from training, but at most ``max_per_source``
+    rows per source (chosen by a hash of the text) are routed, which bounds the run time
+    without letting one large source dominate.
+    """
+    by_group: dict[str, list[Example]] = {}
+    for example in examples:
+        by_group.setdefault(source_group(example.source), []).append(example)
+    names = sorted(by_group, key=_hash)
+    out = []
+    for fold in range(folds):
+        members = names[fold::folds]
+        if not members:
+            continue
+        texts = frozenset(normalised(e.text) for g in members for e in by_group[g])
+        rows = [
+            replace_source(e, g)
+            for g in members
+            for e in sorted(by_group[g], key=lambda e: _hash(e.text))[:max_per_source]
+        ]
+        out.append((texts, rows))
+    return out
+
+
+def replace_source(example: Example, group: str) -> Example:
+    from dataclasses import replace
+
+    return replace(example, source=group)
+
+
+def without_texts(route_set: RouteSet, texts: frozenset[str]) -> RouteSet:
+    """The route set less every utterance and calibration row whose text is in ``texts``.
+
+    A route left with no utterance is dropped (its prompts then cannot be routed right,
+    which is what a source-held-out measurement should show).
+    """
+    from dataclasses import replace
+
+    routes = []
+    for route in route_set.routes:
+        kept = tuple(u for u in route.utterances if normalised(u) not in texts)
+        if kept:
+            routes.append(route.model_copy(update={"utterances": kept}))
+    names = {route.name for route in routes}
+    calibration = tuple(
+        (text, label)
+        for text, label in route_set.calibration
+        if normalised(text) not in texts and (label is None or label in names)
+    )
+    return replace(route_set, routes=tuple(routes), calibration=calibration)
+
+
+class MemoEncoder:
+    """An encoder that embeds each distinct text once, so repeated builds only fit.
+
+    Leave-sources-out evaluation rebuilds the index once per fold from mostly the same
+    utterances; encoding is most of a build's time.
+    """
+
+    def __init__(self, encoder: Any) -> None:
+        self._encoder = encoder
+        self._memo: dict[str, np.ndarray] = {}
+        self.model_id = encoder.model_id
+        self.dimension = encoder.dimension
+        self.backend = getattr(encoder, "backend", None)
+        self.graph = getattr(encoder, "graph", None)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> Any:
+        missing = [text for text in dict.fromkeys(texts) if text not in self._memo]
+        if missing:
+            for text, vector in zip(
+                missing, self._encoder.encode(missing, batch_size, progress), strict=True
+            ):
+                self._memo[text] = vector
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([self._memo[text] for text in texts])
+
+    def encode_one(self, text: str) -> np.ndarray:
+        return np.asarray(self.encode([text])[0])
+
+
+def format_table(title: str, groups: dict[str, dict[str, float | int]]) -> str:
+    """A plain-text table of per-group accuracy, for the terminal."""
+    width = max([len(title), *(len(name) for name in groups)])
+    lines = [f"{title:<{width}}  {'n':>5}  accuracy"]
+    lines += [f"{name:<{width}}  {g['n']:>5}  {g['accuracy']:.3f}" for name, g in groups.items()]
+    return "\n".join(lines)

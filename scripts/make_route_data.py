@@ -1,0 +1,171 @@
+"""Select the default routes' utterance files and calibration rows from the prompt pool.
+
+    python scripts/make_route_data.py --pool ../shared/data/prompts/prompts.jsonl
+
+Writes ``routes/data/<route>.jsonl`` (utterances, from the pool's ``train`` split) and the
+pool part of ``routes/calibration.jsonl`` (from its ``calib`` split), each row
+``{"text", "label", "source", "lang"}``. Hand-written rows (``routes/data/written/*.jsonl``
+and the hand-written calibration rows, those without a ``source``) are kept as they are.
+
+Why a selection and not the whole pool: the pool is exam-heavy and uneven (one source gives
+a route 600 prompts, another 5), and every utterance costs build time. Rows are taken
+round-robin over sources, and inside a source round-robin over (language, source label),
+each list ordered by a hash of the text: a route learns every source's style and no source
+outweighs the others, and the same pool always gives the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+from service.encoding.encoder import clip_for_embedding
+
+ROUTES = (
+    "coding",
+    "math",
+    "reasoning",
+    "creative_writing",
+    "summarization",
+    "extraction",
+    "translation",
+    "knowledge",
+    "chitchat",
+)
+MAX_CHARS = 2000  # service/config/routes.py MAX_UTTERANCE_CHARS; a clip adds " … "
+KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "1234567890")
+
+
+def _key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def source_name(source: str) -> str:
+    """A pool row's source without its commit and file (BIG-bench: the task)."""
+    if source.startswith("pypi:bigbench"):
+        return "bigbench/" + source.split("benchmark_tasks/")[-1].split("/")[0]
+    return source.split("@")[0]
+
+
+def balanced(rows: list[dict], count: int) -> list[dict]:
+    """Up to ``count`` rows, round-robin over sources, then over (language, source label)."""
+    by_source: dict[str, dict[tuple[str, str], list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for row in sorted(rows, key=lambda r: _key(r["text"])):
+        by_source[source_name(row["source"])][(row["lang"], row["source_label"])].append(row)
+    queues = {
+        source: _interleave(list(groups.values())) for source, groups in sorted(by_source.items())
+    }
+    chosen: list[dict] = []
+    while len(chosen) < count and any(queues.values()):
+        for queue in queues.values():
+            if queue and len(chosen) < count:
+                chosen.append(queue.pop(0))
+    return chosen
+
+
+def _interleave(groups: list[list[dict]]) -> list[dict]:
+    out: list[dict] = []
+    for position in range(max(len(group) for group in groups)):
+        out.extend(group[position] for group in groups if position < len(group))
+    return out
+
+
+def keyboard_mash(count: int, seed: int = 12) -> list[str]:
+    """Gibberish of the kinds people type to test a box: key runs, consonant piles, pseudo-words."""
+    rng = random.Random(seed)
+    letters = "bcdfghjklmnpqrstvwxz"
+    vowels = "aeiouy"
+    out: list[str] = []
+    while len(out) < count:
+        words = []
+        for _ in range(rng.randint(1, 5)):
+            kind = rng.random()
+            if kind < 0.3:
+                row = rng.choice(KEYBOARD_ROWS)
+                start = rng.randrange(len(row) - 3)
+                words.append(row[start : start + rng.randint(3, len(row) - start)])
+            elif kind < 0.6:
+                words.append("".join(rng.choice(letters) for _ in range(rng.randint(3, 7))))
+            elif kind < 0.85:
+                words.append(
+                    "".join(
+                        rng.choice(letters) + rng.choice(vowels) for _ in range(rng.randint(1, 3))
+                    )
+                )
+            else:
+                words.append(str(rng.randint(0, 999)))
+        text = " ".join(words) + rng.choice(["", "", "?", "!", "..", " ?"])
+        out.append(text.upper() if rng.random() < 0.1 else text)
+    return list(dict.fromkeys(out))
+
+
+def _row(row: dict, label: str) -> dict:
+    return {
+        "text": clip_for_embedding(row["text"].strip(), MAX_CHARS - 3),
+        "label": label,
+        "source": row["source"],
+        "lang": row["lang"],
+    }
+
+
+def _write(path: Path, rows: Iterable[dict]) -> int:
+    lines = [json.dumps(row, ensure_ascii=False) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return len(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pool", type=Path, default=Path("../shared/data/prompts/prompts.jsonl"))
+    parser.add_argument("--routes", type=Path, default=Path("routes"))
+    parser.add_argument("--per-route", type=int, default=200, help="pool utterances per route")
+    parser.add_argument("--calib-per-route", type=int, default=40)
+    parser.add_argument("--calib-none", type=int, default=60, help="pool rows no route serves")
+    parser.add_argument("--mash", type=int, default=40, help="keyboard-mash calibration rows")
+    args = parser.parse_args(argv)
+
+    pool = [json.loads(line) for line in args.pool.read_text(encoding="utf-8").splitlines()]
+    data = args.routes / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    for route in ROUTES:
+        rows = [r for r in pool if r["suggested_route"] == route and r["split"] == "train"]
+        written = data / "written" / f"{route}.jsonl"
+        extra = (
+            [json.loads(line) for line in written.read_text(encoding="utf-8").splitlines() if line]
+            if written.exists()
+            else []
+        )
+        chosen = [_row(r, route) for r in balanced(rows, args.per_route)]
+        count = _write(data / f"{route}.jsonl", [*chosen, *extra])
+        print(f"{route:<17} {count:>4} utterances ({len(extra)} hand-written)")
+
+    calibration_path = args.routes / "calibration.jsonl"
+    kept = [
+        json.loads(line)
+        for line in calibration_path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and "source" not in json.loads(line)
+    ]
+    calib: list[dict] = []
+    for route in (*ROUTES, "none"):
+        rows = [r for r in pool if r["suggested_route"] == route and r["split"] == "calib"]
+        count = args.calib_none if route == "none" else args.calib_per_route
+        calib.extend(_row(r, route) for r in balanced(rows, count))
+    mash = [
+        {"text": text, "label": "none", "source": "generated:keyboard-mash", "lang": "und"}
+        for text in keyboard_mash(args.mash)
+    ]
+    total = _write(calibration_path, [*kept, *calib, *mash])
+    print(f"calibration      {total:>4} rows ({len(kept)} hand-written, {len(mash)} mash)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
