@@ -79,9 +79,7 @@ def _tokenizer() -> Any:
     from service.config.settings import MINILM_MODEL
     from service.encoding.encoder import resolve_model_path
 
-    tokenizer = Tokenizer.from_file(
-        str(Path(resolve_model_path(MINILM_MODEL)) / "tokenizer.json")
-    )
+    tokenizer = Tokenizer.from_file(str(Path(resolve_model_path(MINILM_MODEL)) / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return tokenizer

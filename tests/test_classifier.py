@@ -305,15 +305,15 @@ def test_confidence_is_a_probability_that_grows_with_the_in_scope_score(
     assert (np.diff(confidence) > 0).all()
 
 
-def test_confidence_is_flat_when_every_held_out_decision_was_right(
+def test_confidence_is_the_top_probability_when_every_held_out_decision_was_right(
     train: tuple[np.ndarray, np.ndarray],
 ) -> None:
-    """Nothing to learn a slope from: every prompt gets the (clipped) held-out hit rate."""
+    """Nothing to learn a slope from: the classifier's own probability is the confidence."""
     _, calibration = fit(*train, n_routes=ROUTES)
 
-    confidence = calibration.confidence(np.array([-5.0, 0.0, 5.0]))
+    confidence = calibration.confidence(np.zeros(3), np.array([0.2, 0.6, 0.95]))
 
-    assert confidence == pytest.approx([0.99] * 3)
+    assert confidence == pytest.approx([0.2, 0.6, 0.95])
 
 
 # -- serialisation and helpers ----------------------------------------------------------------

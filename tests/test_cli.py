@@ -21,7 +21,7 @@ def test_build_writes_the_index_and_prints_a_summary_per_route(cli_build: CliBui
         ["greetings", "5"],
     ]
     manifest = read_manifest(cli_build.index)
-    assert "17 vectors of dimension 384" in lines[-1]
+    assert "17 vectors of dimension 512" in lines[-1]
     assert manifest["fingerprint"][:12] in lines[-1]
     assert load_index(cli_build.index).route_names == ("coding", "cooking", "greetings")
 

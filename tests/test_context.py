@@ -26,7 +26,7 @@ COOKING_CHAT = [
 CODING_CHAT = [
     "write a python function that parses ISO dates",
     "can you make it shorter?",
-    "now add some tests for it",
+    "and the other one too?",
 ]
 
 

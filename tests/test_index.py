@@ -15,6 +15,7 @@ from conftest import SMALL_ROUTER, SMALL_ROUTES, WriteRoutes, add_complexity_exa
 
 from service.config.complexity_examples import COMPLEXITY_FILE
 from service.config.routes import RouteSet, load_route_set
+from service.config.settings import MULTILINGUAL_MODEL
 from service.encoding.encoder import Encoder
 from service.index import complexity
 from service.index import store as index_module
@@ -60,7 +61,7 @@ def test_build_then_load_round_trips_labels_and_utterances(
     assert [(loaded.route_names[label], text) for label, text in labelled] == expected
     assert loaded.labels.dtype == np.int64
     assert loaded.faiss_index.ntotal == len(expected)
-    assert loaded.dimension == 384
+    assert loaded.dimension == 512
 
 
 def test_manifest_records_what_the_index_was_built_from(
@@ -69,8 +70,8 @@ def test_manifest_records_what_the_index_was_built_from(
     manifest = read_manifest(small_index)
 
     assert manifest["fingerprint"] == fingerprint(small_route_set, encoder.model_id)
-    assert manifest["embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert manifest["embedding_dim"] == 384
+    assert manifest["embedding_model"] == MULTILINGUAL_MODEL
+    assert manifest["embedding_dim"] == 512
     assert manifest["index_type"] == "IndexFlatIP"
     assert manifest["routes"] == {"coding": 6, "cooking": 6, "greetings": 5}
     assert manifest["entries"][0] == {
@@ -207,7 +208,7 @@ def test_index_is_stale_for_another_embedding_model(
         check_index(small_index, small_route_set, "BAAI/bge-small-en-v1.5")
 
     message = str(caught.value)
-    assert "sentence-transformers/all-MiniLM-L6-v2" in message
+    assert MULTILINGUAL_MODEL in message
     assert "BAAI/bge-small-en-v1.5" in message
     assert "scripts/build_index.py" in message
 
@@ -336,7 +337,7 @@ def test_encoder_of_the_wrong_shape_is_refused_before_anything_is_written(
 ) -> None:
     manifest, before = read_manifest(small_index), _snapshot(small_index)
     monkeypatch.setattr(
-        encoder, "encode", lambda texts, **kwargs: np.zeros((len(texts) - 1, 384), np.float32)
+        encoder, "encode", lambda texts, **kwargs: np.zeros((len(texts) - 1, 512), np.float32)
     )
 
     with pytest.raises(IndexCorruptError, match="shape"):

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
+from service.config.settings import MINILM_MODEL
 from service.encoding import onnx_graph
 from service.encoding.encoder import (
     ONNX_MODEL_SHA256,
@@ -145,7 +146,7 @@ def test_without_the_onnx_package_the_error_names_the_way_out(
 
 def test_an_unknown_graph_is_an_encoder_error() -> None:
     with pytest.raises(EncoderError, match="unknown onnx graph"):
-        load_encoder(backend="onnx", graph="fp16")  # type: ignore[arg-type]
+        load_encoder(MINILM_MODEL, backend="onnx", graph="fp16")  # type: ignore[arg-type]
 
 
 # -- length-bucketed forward passes ---------------------------------------------------------------

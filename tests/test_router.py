@@ -105,7 +105,9 @@ async def test_clear_prompt_routes_semantically_with_score_and_candidates(
     assert decision.model == "openai/gpt-4.1"
     assert decision.reason is None
     assert decision.candidates[0].route == "coding"
-    assert {c.route for c in decision.candidates} == {"coding", "cooking", "greetings"}
+    # Routes among the nearest utterances, each once.
+    assert {c.route for c in decision.candidates} <= {"coding", "cooking", "greetings"}
+    assert len({c.route for c in decision.candidates}) == len(decision.candidates) >= 2
     scores = [c.score for c in decision.candidates]
     assert scores == sorted(scores, reverse=True)
     assert decision.score == decision.candidates[0].score

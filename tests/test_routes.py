@@ -8,9 +8,10 @@ import pytest
 from conftest import SMALL_ROUTER, SMALL_ROUTES, WriteRoutes
 
 from service.config.routes import RouteSetError, load_route_set
+from service.config.settings import MULTILINGUAL_MODEL
 from service.index.fingerprint import fingerprint
 
-EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+EMBEDDING_MODEL = MULTILINGUAL_MODEL
 
 
 def _routes() -> dict[str, Any]:

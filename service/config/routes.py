@@ -216,7 +216,7 @@ class RouterConfig(BaseModel):
         description="classifier: calibrated linear model over embeddings; knn: neighbour vote.",
     )
     classifier_c: float = Field(
-        default=1.0,
+        default=10.0,
         gt=0.0,
         description="Inverse regularisation strength of the route classifier (index build).",
     )

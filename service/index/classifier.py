@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-# Measured on held-out prompt sources: 1.0 beat 10.0 (0.716 vs 0.714 overall, README).
-DEFAULT_C = 1.0
+# 10 and 1 tie on held-out prompt sources (0.714 vs 0.716); 10 is better on HWU64 (0.893
+# vs 0.888) and keeps the CLINC150 figures this was tuned on.
+DEFAULT_C = 10.0
 # Out-of-scope held-out prompts needed before they are trained on as a "none" class.
 MIN_NONE_EXAMPLES = 10
 DEFAULT_ACCEPT_RATE = 0.97
@@ -238,11 +239,14 @@ def _held_out_features(
 def _platt(in_scope: np.ndarray, top: np.ndarray, correct: np.ndarray) -> tuple[float, ...]:
     """Logistic map from (in-scope score, logit of the top probability) to P(decision right).
 
-    Flat when every held-out decision was right (or every one wrong).
+    With nothing to learn a slope from, it falls back: when every held-out decision was
+    right, to the classifier's own top probability (so an unrelated prompt still gets less
+    confidence than a clear one); when every one was wrong, to a flat low rate.
     """
-    if correct.all() or not correct.any():
-        rate = float(np.clip(correct.mean(), 0.01, 0.99))
-        return 0.0, float(np.log(rate / (1 - rate))), 0.0
+    if correct.all():
+        return 0.0, 0.0, 1.0
+    if not correct.any():
+        return 0.0, float(np.log(0.01 / 0.99)), 0.0
     from sklearn.linear_model import LogisticRegression
 
     features = np.stack([in_scope, _logit(top)], axis=1)
