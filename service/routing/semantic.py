@@ -164,9 +164,10 @@ class SemanticStage:
                 route_probabilities.sum(axis=1, keepdims=True), 1e-12
             )
             in_scope = self.index.calibration.in_scope(features)
+            # P(top route right) = P(some route serves it) x P(right | a route serves it).
             confidence = self.index.calibration.confidence(
                 in_scope, route_probabilities.max(axis=1)
-            )
+            ) * (1.0 - no_route)
         results = []
         for row in range(len(vectors)):
             row_ids = ids[row]
