@@ -341,6 +341,9 @@ class MemoEncoder:
     def encode_one(self, text: str) -> np.ndarray:
         return np.asarray(self.encode([text])[0])
 
+    def encode_cached(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.encode(list(texts)))
+
 
 def format_table(title: str, groups: dict[str, dict[str, float | int]]) -> str:
     """A plain-text table of per-group accuracy, for the terminal."""
