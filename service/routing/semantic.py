@@ -1,8 +1,9 @@
 """The semantic stage: embed a prompt, search the index, score the routes, judge the top one.
 
-Scoring is either the classifier fitted at index build (``scoring: classifier``) or the
-nearest utterances' similarities (``knn``); both end in ``scoring.verdict``, which says
-whether the top route may be accepted or why not.
+Scoring is either the classifier fitted at index build (``scoring: classifier``), its route
+probabilities blended with the nearest utterances' vote (``knn_weight``), or that vote alone
+(``knn``); both end in ``scoring.verdict``, which says whether the top route may be accepted
+or why not, unless the classifier's "no route" class wins (``Abstain.OUT_OF_SCOPE``).
 
 All CPU work (embedding, search, scoring) runs on one worker thread so the event loop keeps
 serving while a prompt is encoded, and concurrent single prompts share one encoder call
