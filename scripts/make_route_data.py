@@ -77,7 +77,8 @@ def _interleave(groups: list[list[dict]]) -> list[dict]:
 
 
 def keyboard_mash(count: int, seed: int = 12) -> list[str]:
-    """Gibberish of the kinds people type to test a box: key runs, consonant piles, pseudo-words."""
+    """Gibberish of the kinds people type to test a box: key runs, consonant piles,
+    pseudo-syllables, repeated chunks, numbers."""
     rng = random.Random(seed)
     letters = "bcdfghjklmnpqrstvwxz"
     vowels = "aeiouy"
@@ -92,12 +93,15 @@ def keyboard_mash(count: int, seed: int = 12) -> list[str]:
                 words.append(row[start : start + rng.randint(3, len(row) - start)])
             elif kind < 0.6:
                 words.append("".join(rng.choice(letters) for _ in range(rng.randint(3, 7))))
-            elif kind < 0.85:
+            elif kind < 0.75:
                 words.append(
                     "".join(
                         rng.choice(letters) + rng.choice(vowels) for _ in range(rng.randint(1, 3))
                     )
                 )
+            elif kind < 0.9:  # a chunk typed again and again: "hgfhgf", "jgjg"
+                chunk = "".join(rng.choice(letters) for _ in range(rng.randint(2, 3)))
+                words.append(chunk * rng.randint(2, 3))
             else:
                 words.append(str(rng.randint(0, 999)))
         text = " ".join(words) + rng.choice(["", "", "?", "!", "..", " ?"])
@@ -129,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-route", type=int, default=200, help="pool utterances per route")
     parser.add_argument("--calib-per-route", type=int, default=40)
     parser.add_argument("--calib-none", type=int, default=60, help="pool rows no route serves")
-    parser.add_argument("--mash", type=int, default=40, help="keyboard-mash calibration rows")
+    parser.add_argument("--mash", type=int, default=100, help="keyboard-mash calibration rows")
     args = parser.parse_args(argv)
 
     pool = [json.loads(line) for line in args.pool.read_text(encoding="utf-8").splitlines()]
