@@ -2,6 +2,7 @@
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,11 @@ from service.tools.evaluation import (
     metrics,
     read_clinc,
     read_examples,
+    reliability,
     route_name,
     route_set_from_examples,
+    source_folds,
+    without_texts,
 )
 
 # -- read_examples ----------------------------------------------------------------------------
@@ -312,3 +316,75 @@ def test_metrics_of_no_results_report_zero_examples_instead_of_crashing() -> Non
     assert report["in_scope_accuracy"] is None
     assert report["auroc"] is None
     assert report["most_confused"] == []
+
+
+# -- per-group accuracy, calibration error, leave-sources-out ---------------------------------
+
+
+def _scored(truth: str, predicted: str, probability: float, **fields: str) -> Scored:
+    return Scored(truth, predicted, probability, probability=probability, **fields)
+
+
+def test_accuracy_is_reported_per_source_and_per_language() -> None:
+    results = [
+        _scored("math", "math", 0.9, source="svamp", lang="en"),
+        _scored("math", "reasoning", 0.9, source="svamp", lang="en"),
+        _scored("math", "math", 0.9, source="gaokao", lang="zh"),
+    ]
+
+    report = metrics(results)
+
+    assert report["by_source"] == {
+        "svamp": {"n": 2, "accuracy": 0.5},
+        "gaokao": {"n": 1, "accuracy": 1.0},
+    }
+    assert report["by_lang"]["zh"] == {"n": 1, "accuracy": 1.0}
+
+
+def test_calibration_error_is_the_weighted_gap_between_stated_and_observed() -> None:
+    # Stated 0.9 ten times, right five times: a gap of 0.4 over every decision.
+    results = [_scored("a", "a" if i < 5 else "b", 0.9) for i in range(10)]
+
+    table = reliability(results)
+
+    assert table["ece"] == pytest.approx(0.4)
+    assert table["bins"] == [
+        {"low": 0.9, "high": 1.0, "count": 10, "stated": pytest.approx(0.9), "observed": 0.5}
+    ]
+
+
+def test_a_calibrated_router_has_no_calibration_error() -> None:
+    results = [_scored("a", "a" if i < 3 else "b", 0.3) for i in range(10)]
+
+    assert reliability(results)["ece"] == pytest.approx(0.0)
+
+
+def test_leave_sources_out_withholds_every_row_of_a_fold_s_sources() -> None:
+    rows = [Example(f"{source} prompt {i}", "math", source) for source in "abcd" for i in range(5)]
+
+    folds = source_folds(rows, folds=2, max_per_source=3)
+
+    assert len(folds) == 2
+    tested = [{e.source for e in fold_rows} for _, fold_rows in folds]
+    assert set().union(*tested) == set("abcd") and not tested[0] & tested[1]
+    for withheld, fold_rows in folds:
+        assert len(withheld) == 5 * len({e.source for e in fold_rows})
+        for source in {e.source for e in fold_rows}:
+            assert sum(e.source == source for e in fold_rows) == 3
+
+
+def test_without_texts_drops_withheld_utterances_and_calibration_rows() -> None:
+    route_set, _ = route_set_from_examples(
+        [
+            Example("Solve x + 1 = 2", "math"),
+            Example("add two numbers", "math"),
+            Example("hi", "chat"),
+        ]
+    )
+    route_set = replace(route_set, calibration=(("what is 2+2", "math"), ("hey", "chat")))
+
+    kept = without_texts(route_set, frozenset({"solve x + 1 = 2", "hi", "hey"}))
+
+    assert kept.names == ("math",)  # chat lost its only utterance
+    assert kept.routes[0].utterances == ("add two numbers",)
+    assert kept.calibration == (("what is 2+2", "math"),)
