@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, run_build_script
+from conftest import REPO_ROOT, SMALL_ROUTES, run_build_script
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
@@ -22,12 +22,7 @@ from service.index.fingerprint import fingerprint
 SHIPPED_DATA = REPO_ROOT / "routes" / "data"
 # Eight example prompts: the size of a route a user writes by hand in a few minutes.
 COOKING = [
-    "how long should I roast a whole chicken in the oven",
-    "give me a recipe for vegetarian lasagna",
-    "what can I use instead of eggs when baking a cake",
-    "how do I make a sourdough starter from scratch",
-    "what spices go well in a lentil curry",
-    "how do I keep pasta from sticking together when boiling it",
+    *SMALL_ROUTES["cooking"]["utterances"],
     "best way to caramelise onions without burning them",
     "how much rice and water for a risotto for four people",
 ]

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.config.problems import Problem, ProblemsError
+
 OUTCOMES_DIR = "outcomes"
 
 
@@ -30,25 +32,10 @@ class OutcomeRow:
     outcomes: Mapping[str, float]
 
 
-@dataclass(frozen=True)
-class OutcomeProblem:
-    """What is wrong with one line of an outcome file."""
-
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: line {self.line}: {self.message}"
-
-
-class OutcomeDataError(ValueError):
+class OutcomeDataError(ProblemsError):
     """Outcome data cannot be used; ``problems`` lists every bad line."""
 
-    def __init__(self, problems: Iterable[OutcomeProblem]):
-        self.problems = list(problems)
-        lines = "\n".join(f"  - {problem}" for problem in self.problems)
-        super().__init__(f"invalid outcome data ({len(self.problems)} problem(s)):\n{lines}")
+    what = "outcome data"
 
 
 def row_problems(row: object) -> list[str]:
@@ -72,21 +59,21 @@ def row_problems(row: object) -> list[str]:
     return problems
 
 
-def parse_outcomes(text: str, shown: str) -> tuple[list[OutcomeRow], list[OutcomeProblem]]:
+def parse_outcomes(text: str, shown: str) -> tuple[list[OutcomeRow], list[Problem]]:
     """The rows of one file's text, and the problems of its bad lines (blank lines skipped)."""
     rows: list[OutcomeRow] = []
-    problems: list[OutcomeProblem] = []
+    problems: list[Problem] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            problems.append(OutcomeProblem(shown, number, f"not JSON ({error.msg})"))
+            problems.append(Problem(shown, f"line {number}", f"not JSON ({error.msg})"))
             continue
         found = row_problems(row)
         if found:
-            problems.extend(OutcomeProblem(shown, number, message) for message in found)
+            problems.extend(Problem(shown, f"line {number}", message) for message in found)
             continue
         scores = {str(model): float(score) for model, score in row["outcomes"].items()}
         rows.append(OutcomeRow(prompt=row["prompt"].strip(), outcomes=scores))
@@ -96,12 +83,12 @@ def parse_outcomes(text: str, shown: str) -> tuple[list[OutcomeRow], list[Outcom
 def read_outcome_files(paths: Sequence[Path]) -> list[OutcomeRow]:
     """Every row of ``paths`` in order, or OutcomeDataError listing every bad line of all."""
     rows: list[OutcomeRow] = []
-    problems: list[OutcomeProblem] = []
+    problems: list[Problem] = []
     for path in paths:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
-            problems.append(OutcomeProblem(str(path), 0, f"cannot be read ({error})"))
+            problems.append(Problem(str(path), "", f"cannot be read ({error})"))
             continue
         found_rows, found = parse_outcomes(text, str(path))
         rows.extend(found_rows)

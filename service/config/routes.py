@@ -7,7 +7,6 @@ user fixing a route set sees the whole list instead of one error per run.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +26,7 @@ from service.config.complexity_examples import COMPLEXITY_FILE
 from service.config.dedup import normalise
 from service.config.jsonl import text_rows
 from service.config.outcomes import OutcomeDataError, OutcomeRow, outcome_files, read_outcome_files
+from service.config.problems import Problem, ProblemsError
 from service.config.rules import Rule, rule_route_problems
 from service.config.tiers import TieredModel
 
@@ -303,26 +303,10 @@ class RouteSet:
         return route.threshold
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One validation problem: the file, the field inside it, and what is wrong."""
-
-    file: str
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}: {self.field}" if self.field else self.file
-        return f"{where}: {self.message}"
-
-
-class RouteSetError(ValueError):
+class RouteSetError(ProblemsError):
     """The route folder cannot be used; ``problems`` lists every reason."""
 
-    def __init__(self, problems: Iterable[Problem]):
-        self.problems = list(problems)
-        lines = "\n".join(f"  - {problem}" for problem in self.problems)
-        super().__init__(f"invalid route set ({len(self.problems)} problem(s)):\n{lines}")
+    what = "route set"
 
 
 def _read_yaml(path: Path, shown: str) -> tuple[Any, list[Problem]]:
@@ -517,10 +501,7 @@ def load_route_set(routes_dir: Path) -> RouteSet:
     try:
         outcomes = read_outcome_files(outcome_files(routes_dir))
     except OutcomeDataError as error:
-        problems.extend(
-            Problem(found.file, f"line {found.line}" if found.line else "", found.message)
-            for found in error.problems
-        )
+        problems.extend(error.problems)
     if problems:
         raise RouteSetError(problems)
     assert config is not None
