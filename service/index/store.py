@@ -268,30 +268,17 @@ def build_index(
         files["vectors"] = _write_file(
             index_dir, vectors_name, lambda path: faiss.write_index(index, str(path)), written
         )
-        files["classifier"] = _write_file(
-            index_dir, model_name, lambda path: _save_arrays(path, model.to_arrays()), written
-        )
-        files["route_map"] = _write_file(
-            index_dir,
-            f"routemap-{build_id}.npz",
-            lambda path: _save_arrays(path, projection.to_arrays()),
-            written,
-        )
+        arrays = {
+            "classifier": (model_name, model.to_arrays()),
+            "route_map": (f"routemap-{build_id}.npz", projection.to_arrays()),
+        }
         if complexity_model is not None:
-            weights = complexity_model.to_arrays()
-            files["complexity"] = _write_file(
-                index_dir,
-                f"complexity-{build_id}.npz",
-                lambda path: _save_arrays(path, weights),
-                written,
-            )
+            arrays["complexity"] = (f"complexity-{build_id}.npz", complexity_model.to_arrays())
         if quality_model is not None:
-            quality_arrays = quality_model.to_arrays()
-            files["quality"] = _write_file(
-                index_dir,
-                f"quality-{build_id}.npz",
-                lambda path: _save_arrays(path, quality_arrays),
-                written,
+            arrays["quality"] = (f"quality-{build_id}.npz", quality_model.to_arrays())
+        for key, (name, data) in arrays.items():
+            files[key] = _write_file(
+                index_dir, name, lambda path, data=data: _save_arrays(path, data), written
             )
     except BaseException:
         for path in written:
