@@ -145,9 +145,22 @@ class Completer:
         self.state: StateStore = state or LocalState()
         self._call: Call = call or litellm.acompletion
 
-    async def _failed(self, model: str, error: BaseException) -> None:
+    async def _failed(
+        self,
+        model: str,
+        error: BaseException,
+        record: Callable[..., Attempt],
+        awaited: str,
+        timeout: float,
+    ) -> Attempt:
+        """Count a failed call toward the model's cooldown and record it as its attempt."""
         if counts_toward_cooldown(error):
             await self.state.record_failure(model, self.policy.cooldown)
+        if isinstance(error, (TimeoutError, litellm.Timeout)):
+            return record(
+                "timeout", error_type="Timeout", message=f"no {awaited} within {timeout:.3g}s"
+            )
+        return record("error", error_type=type(error).__name__, message=_short(error))
 
     async def _cooling(self, job: CompletionJob) -> dict[str, float]:
         if self.policy.cooldown.cooldown_s <= 0:
@@ -205,14 +218,8 @@ class Completer:
                 ),
                 timeout=timeout,
             )
-        except (TimeoutError, litellm.Timeout) as error:
-            await self._failed(model, error)
-            return record(
-                "timeout", error_type="Timeout", message=f"no answer within {timeout:.3g}s"
-            ), None
         except Exception as error:  # litellm maps provider failures onto its exception types
-            await self._failed(model, error)
-            return record("error", error_type=type(error).__name__, message=_short(error)), None
+            return await self._failed(model, error, record, "answer", timeout), None
         usage, cost = _usage(response), _cost(response)
         content, finish_reason, tool_calls = content_of(response)
         problem = problem_with(
@@ -363,14 +370,8 @@ class Completer:
                         opening.append(await anext(stream))
                     except StopAsyncIteration:
                         break
-        except (TimeoutError, litellm.Timeout) as error:
-            await self._failed(model, error)
-            return record(
-                "timeout", error_type="Timeout", message=f"no first chunk within {timeout:.3g}s"
-            ), None
         except Exception as error:  # litellm maps provider failures onto its exception types
-            await self._failed(model, error)
-            return record("error", error_type=type(error).__name__, message=_short(error)), None
+            return await self._failed(model, error, record, "first chunk", timeout), None
         if not (opening and _substantial(opening[-1])):
             rebuilt = _rebuild(opening, messages)
             return record(
