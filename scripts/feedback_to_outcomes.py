@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from service.tools.feedback import outcome_rows, read_records
+from service.tools.feedback import outcome_rows, read_records, report_unlogged
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,12 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no decision log at {args.log}", file=sys.stderr)
         return 2
     rows, missing = outcome_rows(read_records(args.log))
-    if missing:
-        print(
-            f"{missing} rating(s) have no logged prompt or model; "
-            "run the service with SEMROUTE_LOG_PROMPTS=true to collect them",
-            file=sys.stderr,
-        )
+    report_unlogged(missing, "rating(s) have no logged prompt or model")
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
     print(f"{len(rows)} outcome row(s)", file=sys.stderr)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from service.config.routes import RouteSetError, load_route_set
-from service.tools.feedback import corrections, read_records, utterance_snippets
+from service.tools.feedback import corrections, read_records, report_unlogged, utterance_snippets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,12 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             print(error, file=sys.stderr)
             return 2
     found, missing = corrections(read_records(args.log))
-    if missing:
-        print(
-            f"{missing} correction(s) have no logged prompt; "
-            "run the service with SEMROUTE_LOG_PROMPTS=true to collect them",
-            file=sys.stderr,
-        )
+    report_unlogged(missing, "correction(s) have no logged prompt")
     snippets = utterance_snippets(found, known)
     if not snippets:
         print("no corrected decisions with new prompts", file=sys.stderr)

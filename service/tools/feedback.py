@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -11,6 +12,16 @@ import yaml
 
 from service.config.dedup import normalise
 from service.config.jsonl import json_lines
+
+
+def report_unlogged(missing: int, what: str) -> None:
+    """Say on stderr that ``missing`` records lacked ``what`` the conversion needs, and that
+    the decision log keeps prompts only when asked to."""
+    if missing:
+        print(
+            f"{missing} {what}; run the service with SEMROUTE_LOG_PROMPTS=true to collect them",
+            file=sys.stderr,
+        )
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
