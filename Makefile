@@ -65,4 +65,4 @@ index: $(STAMP)
 	@$(BIN)/python scripts/build_index.py --check 2>/dev/null || $(BIN)/python scripts/build_index.py
 
 clean:
-	rm -rf $(VENV) .bench-deps index/manifest.json index/vectors-*.faiss
+	rm -rf $(VENV) .bench-deps index/manifest.json index/*.faiss index/*.npz
