@@ -33,7 +33,20 @@ COOKING_PROMPTS = [
     "quelle est la recette de la ratatouille",
     "how many minutes to soft boil an egg",
 ]
-MASH = ["qwzx plonk 7 vrrm?", "asdfgh jkl", "zzxcv bnm,,", "hjkl hjkl hjkl", "gfdsa trewq 99"]
+MASH = [
+    "qwzx plonk 7 vrrm?",
+    "asdfgh jkl",
+    "zzxcv bnm,,",
+    "hjkl hjkl hjkl",
+    "gfdsa trewq 99",
+    "asdfghjkl",
+    "jjjjjjj kkkk",
+    "eeeeeee uuuuu",
+    "zxcvbnm,./",
+    "XkQpTzWvRb hGtWq",
+    "a8f3k2j9 x7q",
+]
+CHAT = ["hi", "ok thanks", "hmm ok", "你好", "สวัสดีครับ", "안녕하세요"]
 
 
 def _route(name: str, description: str, **fields: Any) -> dict[str, Any]:
@@ -122,6 +135,12 @@ def test_keyboard_mash_goes_to_the_default_route_with_a_reason(served: TestClien
         assert decision["method"] == "default"
         assert decision["reason"] == "out_of_scope"
         assert decision["confidence"] is not None and decision["confidence"] < 0.5
+
+
+def test_short_chat_in_any_script_is_not_taken_for_junk(served: TestClient) -> None:
+    junk = [text for text in CHAT if _route_of(served, text)["reason"] == "out_of_scope"]
+
+    assert junk == []
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ from service.encoding.batching import DEFAULT_LIMITS, BatchLimits, MicroBatcher
 from service.index.classifier import softmax
 from service.index.store import LoadedIndex
 from service.routing import context, scoring
+from service.routing.gibberish import Spelling
 
 # Sharpness of the neighbour vote: cosine gaps of a few hundredths decide it.
 KNN_TEMPERATURE = 0.05
@@ -96,6 +97,8 @@ class SemanticStage:
         self.top_k = top_k
         # The routes in the index's order: a ranked position is an index into this.
         self.routes: list[Route | None] = [route_set.get(name) for name in index.route_names]
+        # Keyboard mash told by its spelling, against the letters of the routes' utterances.
+        self.spelling = Spelling.fit(u for route in route_set.routes for u in route.utterances)
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="semroute-encode", initializer=single_threaded_math
         )
@@ -131,19 +134,33 @@ class SemanticStage:
         vectors = np.stack([self.encoder.encode_one(turn) for turn in turns])
         result = self.score_vectors(context.combine(vectors)[None, :])[0]
         # Routed by the mixed vector, but the complexity is that of the latest turn alone.
-        return dataclasses.replace(result, vector=vectors[-1])
+        return self.judge_spelling(turns[-1], dataclasses.replace(result, vector=vectors[-1]))
 
     def score_prompt(self, text: str) -> SemanticResult:
         """Embed, search and score one prompt (CPU-bound; called off the event loop)."""
-        return self.score_vectors(self.encoder.encode_one(text)[None, :])[0]
+        return self.judge_spelling(
+            text, self.score_vectors(self.encoder.encode_one(text)[None, :])[0]
+        )
 
     def score_batch(self, texts: list[str]) -> list[SemanticResult]:
         """Decisions for the prompts of one micro-batch: one encoder call, cached prompts skipped."""
-        return self.score_vectors(self.encoder.encode_cached(texts))
+        results = self.score_vectors(self.encoder.encode_cached(texts))
+        return [self.judge_spelling(t, r) for t, r in zip(texts, results, strict=True)]
 
     def score_many(self, texts: list[str], batch_size: int = 128) -> list[SemanticResult]:
         """The same decisions for many prompts at once (evaluation, benchmarks)."""
-        return self.score_vectors(self.encoder.encode(texts, batch_size=batch_size))
+        results = self.score_vectors(self.encoder.encode(texts, batch_size=batch_size))
+        return [self.judge_spelling(t, r) for t, r in zip(texts, results, strict=True)]
+
+    def judge_spelling(self, text: str, result: SemanticResult) -> SemanticResult:
+        """Out of scope, with no confidence in any route, when the prompt is spelt as mash.
+
+        The "no route" class catches most junk from its embedding; the spelling check
+        (``gibberish.Spelling``) catches what lands near real prompts, such as held keys.
+        """
+        if result.abstain is scoring.Abstain.OUT_OF_SCOPE or not self.spelling.is_mash(text):
+            return result
+        return dataclasses.replace(result, abstain=scoring.Abstain.OUT_OF_SCOPE, confidence=0.0)
 
     def score_vectors(self, vectors: np.ndarray) -> list[SemanticResult]:
         similarities, ids = self.index.search(vectors, self.top_k)
