@@ -25,6 +25,7 @@ Fitting uses scikit-learn; applying is two small matrix products in NumPy.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -68,9 +69,14 @@ class LinearModel:
         squared = (
             (queries**2).sum(axis=1)[:, None]
             - 2 * queries @ self.centroids.T
-            + (self.centroids**2).sum(axis=1)[None, :]
+            + self._centroid_norms
         )
         return logits, np.stack([energy, -squared.min(axis=1)], axis=1)
+
+    @functools.cached_property
+    def _centroid_norms(self) -> np.ndarray:
+        """Squared centroid norms (1, n_routes): the same for every prompt, computed once."""
+        return np.asarray((self.centroids**2).sum(axis=1)[None, :])
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights, "bias": self.bias, "centroids": self.centroids}

@@ -49,17 +49,18 @@ def neighbour_route_scores(
     while agreement of several close utterances is what lifts a route above a lucky hit.
     Routes absent from the neighbours score NaN (no evidence, not "similarity zero").
     """
-    totals = np.zeros(n_routes, dtype=np.float64)
-    counts = np.zeros(n_routes, dtype=np.int64)
-    for similarity, label in zip(similarities, labels, strict=True):
+    # Plain floats: a prompt has about ten neighbours, and indexing NumPy arrays one element
+    # at a time cost more than the rest of the per-prompt scoring.
+    totals = [0.0] * n_routes
+    counts = [0] * n_routes
+    for similarity, label in zip(similarities.tolist(), labels.tolist(), strict=True):
         if label < 0 or counts[label] >= top_m:
             continue
         totals[label] += similarity
         counts[label] += 1
-    scores = np.full(n_routes, np.nan)
-    seen = counts > 0
-    scores[seen] = totals[seen] / counts[seen]
-    return scores
+    return np.array(
+        [total / count if count else np.nan for total, count in zip(totals, counts, strict=True)]
+    )
 
 
 def neighbour_probabilities(scores: np.ndarray, temperature: float) -> np.ndarray:
