@@ -115,6 +115,18 @@ def test_knn_scoring_reports_no_confidence(make_router: MakeRouter) -> None:
     assert router.semantic.score_prompt(CODING_PROMPT).confidence is None
 
 
+@pytest.mark.parametrize("router_yaml", [CLASSIFIER_ROUTER, SMALL_ROUTER])
+async def test_held_keys_go_to_the_default_route_with_no_confidence(
+    make_router: MakeRouter, router_yaml: dict[str, Any]
+) -> None:
+    router = make_router(router_yaml)
+
+    decision = await router.decide(RouteRequest(prompt="jjjjjjj kkkkkk", tiebreak=False))
+
+    assert (decision.route, decision.method) == ("greetings", "default")
+    assert decision.reason == "out_of_scope" and decision.confidence == 0.0
+
+
 # -- calibration.jsonl ------------------------------------------------------------------------
 
 CALIBRATION = [

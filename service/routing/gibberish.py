@@ -1,18 +1,19 @@
 """Keyboard mash by its letters: is a prompt's spelling less likely than random typing?
 
 The classifier's "no route" class learns junk from the embeddings of the calibration file's
-mash rows, yet an embedding of "eeeeeee uuuuu" or "lyw opgulz" can sit near real prompts.
+mash rows, yet the embedding of held keys ("eeeeeee uuuuu") or random letters can sit near
+real prompts.
 Spelling tells them apart without the encoder: a character-bigram model of the route
 utterances (the languages the routes were written in) gives every letter pair a log
 probability, and a prompt whose Latin letters score no better than letters typed uniformly at
 random is mash. The threshold is that random-typing baseline, computed from the same table,
 so nothing is tuned by hand; a letter typed three times in a row is scored by how often the
-utterances do that, and a prompt of held keys only ("jjjjjjj kkkk") by that alone.
+utterances do that. A prompt of held keys only ("jjjjjjj kkkk") is mash without a table.
 
 Only Latin letters are judged: a keyboard masher types ASCII, and a prompt in another script
 (Chinese, Thai without spaces, Arabic, Hindi...) is never called mash here (the classifier
 still sees it). Very short prompts ("lol", "idk", "wtf") are left to the classifier as well:
-three letters say too little. Scoring a prompt costs about 13 µs (``scripts/bench_junk.py``).
+three letters say too little. Judging a prompt costs 10-20 µs (``scripts/bench_junk.py``).
 """
 
 from __future__ import annotations
@@ -78,10 +79,6 @@ class Spelling:
         ascii_letters = sum(len(word) for word in words)
         if ascii_letters < MIN_ASCII_SHARE * sum(c.isalpha() for c in text):
             return None
-        if ascii_letters >= HELD_LETTERS and all(len(set(w)) == 1 < len(w) - 1 for w in words):
-            # Only held keys ("wwww", "jjjjjjj kkkk"): their pairs look like doubled letters
-            # of real words, so the prompt is scored as the repeats it is made of.
-            return self.log_repeat
         if ascii_letters < MIN_LETTERS:
             return None
         table = self.log_pair
@@ -97,6 +94,26 @@ class Spelling:
         return total / pairs
 
     def is_mash(self, text: str) -> bool:
-        """Whether the prompt is spelt no better than random typing."""
+        """Whether the prompt is held keys only, or spelt no better than random typing."""
+        if held_keys(text):
+            return True
         score = self.score(text)
         return score is not None and score < self.random_baseline
+
+
+def held_keys(text: str) -> bool:
+    """Whether the prompt's words are all one key held down ("wwww", "jjjjjjj kkkk").
+
+    Their letter pairs look like the doubled letters of real words, and how rarely a letter
+    comes three times in a row is poorly counted from a few utterances; no language writes
+    a prompt this way, so it needs no table. "zzz" alone (three letters) is left alone.
+    """
+    if len(text) > MAX_CHARS:
+        return False
+    words = LETTER_RUN.findall(text)
+    letters = sum(len(word) for word in words)
+    return (
+        letters >= HELD_LETTERS
+        and letters >= MIN_ASCII_SHARE * sum(c.isalpha() for c in text)
+        and all(len(word) >= 3 and len(set(word.lower())) == 1 for word in words)
+    )

@@ -158,7 +158,7 @@ class SemanticStage:
         The "no route" class catches most junk from its embedding; the spelling check
         (``gibberish.Spelling``) catches what lands near real prompts, such as held keys.
         """
-        if result.abstain is scoring.Abstain.OUT_OF_SCOPE or not self.spelling.is_mash(text):
+        if not self.spelling.is_mash(text):
             return result
         return dataclasses.replace(result, abstain=scoring.Abstain.OUT_OF_SCOPE, confidence=0.0)
 
