@@ -142,6 +142,7 @@ def prepare_state(folder: Path, backend: str) -> str:
     """
     from service.config.routes import load_route_set
     from service.config.settings import Settings
+    from service.encoding.e5 import load_wide_encoder
     from service.encoding.encoder import load_encoder
     from service.index.store import IndexProblem, build_index, check_index
 
@@ -151,12 +152,17 @@ def prepare_state(folder: Path, backend: str) -> str:
     os.environ["SEMROUTE_ROUTES_DIR"] = str(folder / "routes")
     os.environ["SEMROUTE_INDEX_DIR"] = str(folder / "index")
     try:
-        check_index(settings.index_dir, route_set, settings.embedding_model)
+        check_index(settings.index_dir, route_set, settings.embedding_model, settings.wide_model)
         shutil.copytree(settings.index_dir, folder / "index")
         return "index/"
     except IndexProblem as problem:
         print(f"index/ not used ({problem}); building a fresh one", file=sys.stderr)
-        build_index(route_set, load_encoder(backend=backend, cache_size=0), folder / "index")
+        build_index(
+            route_set,
+            load_encoder(backend=backend, cache_size=0),
+            folder / "index",
+            wide_encoder=load_wide_encoder(settings.wide_model, cache_size=0),
+        )
         return "rebuilt from routes/ (index/ was stale)"
 
 
@@ -168,6 +174,7 @@ def in_process(backend: str, short: list[str], long: list[str]) -> dict[str, Any
     from service.api.app import freeze_startup_objects
     from service.api.engine import build_engine, load_state
     from service.config.settings import Settings
+    from service.encoding.e5 import load_wide_encoder
     from service.encoding.encoder import load_encoder
     from service.routing.types import RouteRequest
     from service.state.local import LocalState
@@ -175,7 +182,8 @@ def in_process(backend: str, short: list[str], long: list[str]) -> dict[str, Any
     settings = Settings(encoder_backend=backend)  # type: ignore[arg-type]
     route_set, index = load_state(settings)
     encoder = load_encoder(settings.embedding_model, backend, cache_size=4096)
-    engine = build_engine(settings, route_set, index, encoder, LocalState())
+    wide = load_wide_encoder(settings.wide_model)
+    engine = build_engine(settings, route_set, index, encoder, LocalState(), wide_encoder=wide)
     router = engine.router
     freeze_startup_objects()  # as the service does once it is ready
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from service.config.routes import RouteSetError, load_route_set
 from service.config.settings import Settings
+from service.encoding.e5 import load_wide_encoder
 from service.encoding.encoder import EncoderError, load_encoder
 from service.index.store import IndexProblem, build_index, check_index
 
@@ -25,9 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--routes", type=Path, default=settings.routes_dir, help="route folder")
     parser.add_argument("--index", type=Path, default=settings.index_dir, help="index folder")
     parser.add_argument("--model", default=settings.embedding_model, help="embedding model")
+    parser.add_argument(
+        "--wide-encoder",
+        default=settings.wide_encoder,
+        help="wide encoder for prompts in scripts the model does not cover, or none "
+        "(default: SEMROUTE_WIDE_ENCODER)",
+    )
     parser.add_argument("--check", action="store_true", help="only check that the index is current")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    wide_model = Settings(wide_encoder=args.wide_encoder).wide_model
 
     try:
         route_set = load_route_set(args.routes)
@@ -36,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.check:
         try:
-            manifest = check_index(args.index, route_set, args.model)
+            manifest = check_index(args.index, route_set, args.model, wide_model)
         except IndexProblem as error:
             print(error, file=sys.stderr)
             return 1
@@ -62,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             args.index,
             progress=not args.quiet,
             approx_above=settings.approx_above,
+            wide_encoder=load_wide_encoder(wide_model, cache_size=0),
         )
     except (EncoderError, IndexProblem) as error:
         print(f"index build failed, the previous index is untouched: {error}", file=sys.stderr)
@@ -87,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(manifest["routes"].values())
     print(
         f"wrote {args.index}/: {total} vectors of dimension {manifest['embedding_dim']} "
-        f"({manifest['index_type']}, model {manifest['embedding_model']}) "
+        f"({manifest['index_type']}, model {manifest['embedding_model']}, "
+        f"wide encoder {wide_model or 'none'}) "
         f"in {time.perf_counter() - started:.1f}s; fingerprint {manifest['fingerprint'][:12]}"
     )
     return 0

@@ -38,6 +38,7 @@ import numpy as np
 
 from service.config.routes import RouteSet, RouteSetError, load_route_set
 from service.config.settings import Settings
+from service.encoding.e5 import load_wide_encoder
 from service.encoding.encoder import load_encoder
 from service.index.store import build_index, load_index
 from service.routing.scoring import Abstain
@@ -188,6 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         default=Settings().onnx_graph,
         help="graph of the onnx backend (default: SEMROUTE_ONNX_GRAPH, else int8)",
     )
+    parser.add_argument(
+        "--wide-encoder",
+        default=Settings().wide_encoder,
+        help="wide encoder for prompts in scripts the model does not cover, or none "
+        "(default: SEMROUTE_WIDE_ENCODER)",
+    )
     args = parser.parse_args(argv)
     if (args.train is None) == (args.routes is None):
         parser.error("give either --train (with optional --calibration) or --routes")
@@ -219,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
             cache_dir=Settings().cache_dir,
         )
     )
+    wide_model = Settings(wide_encoder=args.wide_encoder).wide_model
+    wide = load_wide_encoder(wide_model, cache_size=0)
+    wide_encoder = MemoEncoder(wide) if wide is not None else None
     if args.leave_sources_out:
         folds = source_folds(test, args.leave_sources_out, args.max_per_source)
     else:
@@ -231,9 +241,11 @@ def main(argv: list[str] | None = None) -> int:
         fold_routes = without_texts(route_set, held_out) if held_out else route_set
         with tempfile.TemporaryDirectory(prefix="semroute-eval-") as folder:
             started = time.perf_counter()
-            build_index(fold_routes, encoder, Path(folder))
+            build_index(fold_routes, encoder, Path(folder), wide_encoder=wide_encoder)
             build_seconds += time.perf_counter() - started
-            stage = SemanticStage(fold_routes, load_index(Path(folder)), encoder)
+            stage = SemanticStage(
+                fold_routes, load_index(Path(folder)), encoder, wide_encoder=wide_encoder
+            )
             started = time.perf_counter()
             fold_decided = stage.score_many([example.text for example in rows])
             route_seconds += time.perf_counter() - started
@@ -247,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "method": args.method,
         "embedding_model": args.model,
+        "wide_encoder": wide_model,
         "encoder_backend": getattr(encoder, "backend", args.encoder_backend),
         "onnx_graph": getattr(encoder, "graph", None),
         **metrics(results),

@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         cache_dir=settings.cache_dir,
     )
     index = load_index(
-        settings.index_dir, check_index(settings.index_dir, route_set, encoder.model_id)
+        settings.index_dir,
+        check_index(settings.index_dir, route_set, encoder.model_id, settings.wide_model),
     )
     models = [entry.model for entry in tiered[0].models]
     rng = np.random.default_rng(0)

@@ -10,6 +10,9 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+# The wide encoder (multilingual-e5) is off for the suite: every index it builds would embed
+# its utterances twice. tests/test_wide_path.py turns it on where it is what is tested.
+os.environ["SEMROUTE_WIDE_ENCODER"] = "none"
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `service` without installing
 
 import shutil
@@ -211,9 +214,11 @@ BUILD_SCRIPT = REPO_ROOT / "scripts" / "build_index.py"
 
 
 def offline_env(**extra: str) -> dict[str, str]:
-    """The environment of a child process: offline, no SEMROUTE_ setting inherited."""
+    """The environment of a child process: offline, no SEMROUTE_ setting inherited but the
+    suite's (no wide encoder) unless ``extra`` says otherwise."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEMROUTE_")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", LITELLM_LOCAL_MODEL_COST_MAP="True")
+    env.update(SEMROUTE_WIDE_ENCODER="none")
     env.update(extra)
     return env
 

@@ -33,6 +33,7 @@ from service.api.errors import BodyLimitMiddleware, error_response, install_erro
 from service.api.schemas import ErrorResponse
 from service.completion.chain import Call
 from service.config.settings import Settings
+from service.encoding.e5 import load_wide_encoder
 from service.encoding.encoder import load_encoder
 from service.ops.monitoring import Monitor, batching_counts, tiebreaker_outcomes
 from service.routing.router import Router
@@ -47,10 +48,11 @@ def create_app(
     settings: Settings | None = None,
     encoder: Embedder | None = None,
     llm_call: Call | None = None,
+    wide_encoder: Embedder | None = None,
 ) -> FastAPI:
     """Build the service.
 
-    ``encoder`` shares one loaded model between test apps; ``llm_call`` replaces
+    ``encoder`` (and ``wide_encoder``) share loaded models between test apps; ``llm_call`` replaces
     ``litellm.acompletion`` (tests pass it with litellm's ``mock_response``).
     """
     settings = settings or Settings()
@@ -72,7 +74,13 @@ def create_app(
                 settings.onnx_graph,
                 settings.cache_dir,
             )
-        engine = build_engine(settings, route_set, index, model, state, llm_call)
+        wide = wide_encoder
+        if wide is None and settings.wide_model is not None:
+            wide = await asyncio.to_thread(
+                load_wide_encoder, settings.wide_model, settings.encode_cache_size
+            )
+        app.state.wide_encoder = wide  # a reload builds its engine with the same one
+        engine = build_engine(settings, route_set, index, model, state, llm_call, wide)
         await engine.router.decide(RouteRequest(prompt="warm up the encoder", tiebreak=False))
         app.state.engine = engine
         freeze_startup_objects()

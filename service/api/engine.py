@@ -48,10 +48,12 @@ def load_state(settings: Settings) -> tuple[RouteSet, LoadedIndex]:
         raise StartupError(str(error)) from error
     try:
         if settings.stale_index == "refuse":
-            manifest = check_index(settings.index_dir, route_set, settings.embedding_model)
+            manifest = check_index(
+                settings.index_dir, route_set, settings.embedding_model, settings.wide_model
+            )
         else:
             manifest = read_manifest(settings.index_dir)
-            reason = staleness(manifest, route_set, settings.embedding_model)
+            reason = staleness(manifest, route_set, settings.embedding_model, settings.wide_model)
             if reason:
                 log.warning("serving a stale index: %s", reason)
         index = load_index(settings.index_dir, manifest)
@@ -87,6 +89,7 @@ def build_engine(
     encoder: Embedder,
     state: StateStore,
     llm_call: Call | None = None,
+    wide_encoder: Embedder | None = None,
 ) -> Engine:
     """Wire the router (with its tie-breaker) and the completer for one route set.
 
@@ -117,6 +120,7 @@ def build_engine(
         tiebreaker=tiebreaker,
         state=state,
         batching=BatchLimits(settings.batch_max, settings.batch_wait_ms),
+        wide_encoder=wide_encoder,
     )
     completer = Completer(endpoints, route_set.config.completion, call=llm_call, state=state)
     return Engine(route_set=route_set, index=index, router=router, completer=completer, state=state)

@@ -163,6 +163,7 @@ async def reload_engine(app: FastAPI) -> tuple[Engine, Engine]:
                 current.router.semantic.encoder,
                 current.state,  # conversations, latencies and cooldowns carry over
                 getattr(app.state, "llm_call", None),
+                getattr(app.state, "wide_encoder", None),
             )
         except StartupError as error:
             raise ReloadError(str(error)) from error

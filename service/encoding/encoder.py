@@ -111,6 +111,8 @@ class BaseEncoder(ABC):
     dimension: int
     max_chars: int
     backend: str = "base"
+    # Whether a multi-part prompt is embedded with its instruction head (two passes).
+    instruction_heads: bool = True
 
     def __init__(self, cache_size: int) -> None:
         self._cache: LRU[str, np.ndarray] = LRU(cache_size)
@@ -126,7 +128,7 @@ class BaseEncoder(ABC):
         clipped = [clip_for_embedding(text, self.max_chars) for text in texts]
         if not clipped:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        heads = [instruction_head(text) for text in clipped]
+        heads = [instruction_head(text) if self.instruction_heads else None for text in clipped]
         with_head = [i for i, head in enumerate(heads) if head]
         vectors = self._embed(clipped + [head for head in heads if head], batch_size, progress)
         whole = np.array(vectors[: len(clipped)], dtype=np.float32)

@@ -10,7 +10,7 @@ from service.config.routes import RouteSet
 from service.encoding.encoder import EMBEDDING_SCHEME
 
 
-def fingerprint(route_set: RouteSet, embedding_model: str) -> str:
+def fingerprint(route_set: RouteSet, embedding_model: str, wide_model: str | None = None) -> str:
     """Hash of everything the index is built from.
 
     That is route names, utterances, calibration prompts, the calibrated acceptance rate,
@@ -27,6 +27,9 @@ def fingerprint(route_set: RouteSet, embedding_model: str) -> str:
         "accept_rate": route_set.config.accept_rate,
         "classifier_c": route_set.config.classifier_c,
     }
+    if wide_model is not None:
+        # Only when configured: an index built without a wide encoder keeps its fingerprint.
+        canonical["wide_model"] = wide_model
     if route_set.complexity:
         # Only when present: an index built without complexity examples stays current.
         canonical["complexity"] = [list(example) for example in route_set.complexity]

