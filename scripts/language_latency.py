@@ -51,13 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--prompts", type=Path, default=ROOT / "tests" / "data" / "multilingual_math.jsonl"
     )
+    parser.add_argument(
+        "--wide-threads", type=int, default=1, help="wide encoder threads per prompt (0: all)"
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     route_set, index = load_state(settings)
     encoder = load_encoder(
         settings.embedding_model, settings.encoder_backend, cache_size=4096, threads=0
     )
-    wide = load_wide_encoder(settings.wide_model)
+    wide = load_wide_encoder(settings.wide_model, threads=args.wide_threads)
     engine = build_engine(settings, route_set, index, encoder, LocalState(), wide_encoder=wide)
     router = engine.router
     english = [text for text in _texts(HOLDOUT) if len(text) < 120]

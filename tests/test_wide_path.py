@@ -157,6 +157,20 @@ def test_wide_path_routes_bengali_and_telugu_math_to_math(
     assert stage.index.route_names[int(single.ranked.positions[0])] == "math"
 
 
+def test_a_conversation_whose_latest_turn_is_telugu_takes_the_wide_path(
+    wide_build: tuple[Path, Path], encoder: BaseEncoder, wide_encoder: BaseEncoder
+) -> None:
+    routes, index_dir = wide_build
+    stage = SemanticStage(
+        load_route_set(routes), load_index(index_dir), encoder, wide_encoder=wide_encoder
+    )
+    try:
+        result = stage.score_turns(["hello there, how are you today", TELUGU_MATH])
+    finally:
+        stage.close()
+    assert stage.index.route_names[int(result.ranked.positions[0])] == "math"
+
+
 def test_service_routes_a_bengali_prompt_through_the_wide_path(
     wide_build: tuple[Path, Path],
     encoder: BaseEncoder,

