@@ -20,7 +20,9 @@ belongs to one of its sources is taken out of the routes, the index is rebuilt, 
 fold's rows are routed. A random row split of one source flatters; this does not. With --clinc, --train,
 --calibration and --test name splits of that file (comma-separated to join several).
 With --routes, a route folder is evaluated as it is (with its own calibration.jsonl).
-The index is built in a temporary folder; nothing in index/ is touched.
+The index is built in a temporary folder; nothing in index/ is touched. The wide encoder
+(SEMROUTE_WIDE_ENCODER, or --wide-encoder; none turns it off) is built and used as the
+service would: compare runs with and without it per language.
 """
 
 from __future__ import annotations
