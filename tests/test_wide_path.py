@@ -29,6 +29,7 @@ from service.index.store import (
     build_index,
     check_index,
     load_index,
+    wide_rows,
 )
 from service.routing.semantic import SemanticStage
 
@@ -138,6 +139,14 @@ def test_build_records_the_wide_encoder_and_its_classifier(wide_build: tuple[Pat
     loaded = load_index(index_dir)
     assert loaded.wide is not None
     assert loaded.wide.model.centroids.shape == (len(loaded.route_names), 384)
+
+
+def test_wide_classifier_learns_from_an_even_spread_of_each_large_route() -> None:
+    labels = np.array([0] * 250 + [1] * 7)
+    rows = wide_rows(labels, per_route=100)
+    assert (labels[rows] == 0).sum() == 100
+    assert (labels[rows] == 1).sum() == 7  # a small route keeps every utterance
+    assert {0, 249} <= set(rows.tolist())  # spread over the whole list, not its head
 
 
 def test_wide_path_routes_bengali_and_telugu_math_to_math(

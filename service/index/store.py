@@ -33,7 +33,7 @@ from service.config.outcomes import unlisted_models
 from service.config.routes import RouteSet
 from service.index import classifier, complexity, quality, route_map
 from service.index.complexity import ComplexityModel
-from service.index.fingerprint import fingerprint
+from service.index.fingerprint import WIDE_PER_ROUTE, fingerprint
 from service.index.quality import QualityModel
 from service.index.route_map import RouteMap
 
@@ -260,6 +260,18 @@ def fit_route_classifier(
     return vectors, model, calibration
 
 
+def wide_rows(labels: np.ndarray, per_route: int = WIDE_PER_ROUTE) -> np.ndarray:
+    """The utterances the wide classifier is fitted on: up to ``per_route`` of each route,
+    evenly spread over its list (deterministic)."""
+    rows = []
+    for route in np.unique(labels):
+        own = np.flatnonzero(labels == route)
+        if len(own) > per_route:
+            own = own[np.linspace(0, len(own) - 1, per_route).round().astype(np.int64)]
+        rows.append(own)
+    return np.sort(np.concatenate(rows)) if rows else np.zeros(0, dtype=np.int64)
+
+
 def build_index(
     route_set: RouteSet,
     encoder: TextEncoder,
@@ -291,8 +303,14 @@ def build_index(
     index, index_params = make_faiss_index(vectors, approx_above)
     wide = None
     if wide_encoder is not None:
+        rows = wide_rows(labels)
         _, wide_model, wide_calibration = fit_route_classifier(
-            route_set, wide_encoder, utterances, labels, batch_size, progress
+            route_set,
+            wide_encoder,
+            [utterances[row] for row in rows],
+            labels[rows],
+            batch_size,
+            progress,
         )
         wide = WideClassifier(wide_encoder.model_id, wide_model, wide_calibration)
     complexity_model = (
