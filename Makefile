@@ -26,11 +26,13 @@ run: index
 run-local: index
 	$(BIN)/python scripts/run_local.py --host $(HOST) --port $(PORT)
 
-test: index
+# The tests build the indexes they serve in temporary folders; index/ is not needed (building
+# it with the wide encoder takes minutes on two cores).
+test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # The same suite without the tests that start real servers, the local LLM or a browser.
-test-fast: index
+test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not e2e and not browser"
 
 # scripts/bench.py with its comparison installed aside (scripts/bench_deps.py); wrk drives the
