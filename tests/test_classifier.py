@@ -236,7 +236,8 @@ def cross_validated_scores(
     train: tuple[np.ndarray, np.ndarray], calibration: Calibration
 ) -> np.ndarray:
     """The held-out in-scope scores ``fit`` calibrated on (same folds, same seed)."""
-    _, features, _ = classifier._held_out_features(*train, ROUTES, classifier.DEFAULT_C, folds=3)
+    held = classifier._held_out_scores(*train, ROUTES, classifier.DEFAULT_C, folds=3)
+    features = np.stack([classifier._energy(held.logits, ROUTES), held.closeness], axis=1)
     return calibration.in_scope(features)
 
 
@@ -412,3 +413,94 @@ def test_a_few_out_of_scope_prompts_only_teach_the_confidence(
     )
 
     assert not model.has_none and model.weights.shape == (DIM, ROUTES)
+
+
+# -- the lexical model -------------------------------------------------------------------------
+
+WORDS = ("alarm wake morning", "weather rain forecast", "recipe bake oven", "music song play")
+
+
+def worded(seed: int, per_route: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Embeddings that cannot tell routes 0 and 1 apart (one shared cluster), words that can."""
+    vectors, labels = clusters(seed, per_route)
+    vectors[labels == 1] = clusters(seed + 100, per_route)[0][: int((labels == 1).sum())]
+    rng = np.random.default_rng(seed)
+    texts = [
+        f"{' '.join(rng.permutation(WORDS[label].split()))} please {rng.integers(1000)}"
+        for label in labels
+    ]
+    return vectors, labels, texts
+
+
+def test_words_decide_where_the_embedding_cannot_tell_two_routes_apart() -> None:
+    vectors, labels, texts = worded(seed=0, per_route=30)
+    new_x, new_y, new_texts = worded(seed=1, per_route=20)
+    blind, _ = fit(vectors, labels, ROUTES)
+    model, calibration = fit(vectors, labels, ROUTES, texts=texts)
+
+    with_words = model.raw_scores(new_x, new_texts)[0].argmax(axis=1)
+    without = blind.raw_scores(new_x)[0].argmax(axis=1)
+
+    confused = new_y < 2
+    assert model.uses_lexical and model.lexical_weight > 0
+    assert (with_words[confused] == new_y[confused]).mean() >= 0.95
+    assert (without[confused] == new_y[confused]).mean() <= 0.75
+    assert calibration.source == "cross-validation"
+
+
+def test_without_texts_at_scoring_the_embedding_decides_alone() -> None:
+    vectors, labels, texts = worded(seed=0, per_route=30)
+    model, _ = fit(vectors, labels, ROUTES, texts=texts)
+    embedding_only = LinearModel(model.weights, model.bias, model.centroids)
+    probe = clusters(seed=4, per_route=2)[0]
+
+    np.testing.assert_allclose(model.raw_scores(probe)[0], embedding_only.raw_scores(probe)[0])
+
+
+def test_the_lexical_weight_is_chosen_on_held_out_prompts_with_their_texts() -> None:
+    vectors, labels, texts = worded(seed=0, per_route=30)
+    held_x, held_y, held_texts = worded(seed=2, per_route=10)
+
+    model, calibration = fit(
+        vectors,
+        labels,
+        ROUTES,
+        held_x,
+        [int(label) for label in held_y],
+        texts=texts,
+        held_out_texts=held_texts,
+    )
+
+    assert calibration.source == "calibration"
+    assert model.lexical_weight in classifier.LEXICAL_WEIGHTS and model.lexical_weight > 0
+    new_x, new_y, new_texts = worded(seed=3, per_route=10)
+    assert (model.raw_scores(new_x, new_texts)[0].argmax(axis=1) == new_y).mean() >= 0.95
+
+
+def test_words_that_carry_no_route_get_no_weight(train: tuple[np.ndarray, np.ndarray]) -> None:
+    vectors, labels = train
+    texts = ["the same words every time"] * len(labels)
+
+    model, _ = fit(vectors, labels, ROUTES, texts=texts)
+
+    assert model.lexical_weight == 0.0 and not model.uses_lexical
+
+
+def test_lexical_model_round_trips_through_npz_and_a_wrong_shape_is_refused() -> None:
+    vectors, labels, texts = worded(seed=0, per_route=30)
+    model, _ = fit(vectors, labels, ROUTES, texts=texts)
+    buffer = io.BytesIO()
+    np.savez(buffer, **model.to_arrays())
+    buffer.seek(0)
+
+    with np.load(buffer) as arrays:
+        restored = LinearModel.from_arrays(arrays)
+    probe_x, _, probe_texts = worded(seed=5, per_route=2)
+
+    assert restored.lexical_weight == model.lexical_weight
+    np.testing.assert_allclose(
+        restored.raw_scores(probe_x, probe_texts)[0], model.raw_scores(probe_x, probe_texts)[0]
+    )
+    broken = {**model.to_arrays(), "lexical_weights": np.zeros((8, ROUTES), dtype=np.float32)}
+    with pytest.raises(ValueError, match="lexical weights"):
+        LinearModel.from_arrays(broken)

@@ -38,7 +38,7 @@ from service.index.quality import QualityModel
 from service.index.route_map import RouteMap
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 3  # 3: the route map
+FORMAT_VERSION = 4  # 3: the route map; 4: the classifier's lexical model
 BUILD_COMMAND = "python scripts/build_index.py"
 T = TypeVar("T")
 
@@ -239,9 +239,13 @@ def fit_route_classifier(
     labels: np.ndarray,
     batch_size: int = 64,
     progress: bool = False,
+    lexical: bool = True,
 ) -> tuple[np.ndarray, classifier.LinearModel, classifier.Calibration]:
     """The utterances' vectors and the classifier fitted on them, calibrated on the routes'
-    calibration rows embedded by the same encoder (the primary one, or the wide one)."""
+    calibration rows embedded by the same encoder (the primary one, or the wide one).
+
+    With ``lexical``, the classifier's lexical model is fitted on the texts too (the primary
+    classifier; the wide one has not been measured with it)."""
     vectors = _embed_utterances(encoder, utterances, batch_size, progress)
     route_names = list(route_set.names)
     held_out = route_set.calibration
@@ -256,6 +260,8 @@ def fit_route_classifier(
         [None if label is None else route_names.index(label) for _, label in held_out],
         c=route_set.config.classifier_c,
         accept_rate=route_set.config.accept_rate,
+        texts=utterances if lexical else None,
+        held_out_texts=[text for text, _ in held_out] if lexical else None,
     )
     return vectors, model, calibration
 
@@ -311,6 +317,7 @@ def build_index(
             labels[rows],
             batch_size,
             progress,
+            lexical=False,
         )
         wide = WideClassifier(wide_encoder.model_id, wide_model, wide_calibration)
     complexity_model = (

@@ -145,7 +145,7 @@ class SemanticStage:
         if self.wide_encoder is not None and needs_wide(turns[-1]):
             wide_turns = np.stack([self.wide_encoder.encode_one(turn) for turn in turns])
             wide = context.combine(wide_turns)[None, :]
-        result = self.score_vectors(context.combine(vectors)[None, :], wide)[0]
+        result = self.score_vectors(context.combine(vectors)[None, :], wide, [turns[-1]])[0]
         # Routed by the mixed vector, but the complexity is that of the latest turn alone.
         return self.judge_spelling(turns[-1], dataclasses.replace(result, vector=vectors[-1]))
 
@@ -184,24 +184,34 @@ class SemanticStage:
             else []
         )
         if not wide_rows or self.wide_encoder is None:
-            return self.score_vectors(vectors)
+            return self.score_vectors(vectors, texts=texts)
         wide = self.wide_encoder.encode_cached([texts[row] for row in wide_rows])
         results: list[SemanticResult | None] = [None] * len(texts)
         for row, result in zip(
-            wide_rows, self.score_vectors(vectors[wide_rows], wide), strict=True
+            wide_rows,
+            self.score_vectors(vectors[wide_rows], wide, [texts[row] for row in wide_rows]),
+            strict=True,
         ):
             results[row] = result
         narrow = [row for row in range(len(texts)) if results[row] is None]
         if narrow:
-            for row, result in zip(narrow, self.score_vectors(vectors[narrow]), strict=True):
+            for row, result in zip(
+                narrow,
+                self.score_vectors(vectors[narrow], texts=[texts[row] for row in narrow]),
+                strict=True,
+            ):
                 results[row] = result
         return [result for result in results if result is not None]
 
     def score_vectors(
-        self, vectors: np.ndarray, wide: np.ndarray | None = None
+        self,
+        vectors: np.ndarray,
+        wide: np.ndarray | None = None,
+        texts: Sequence[str] | None = None,
     ) -> list[SemanticResult]:
         """Results of primary ``vectors``; with ``wide`` (the same prompts' wide-encoder
-        vectors), the wide classifier decides the routes instead of the primary one."""
+        vectors), the wide classifier decides the routes instead of the primary one. The
+        prompts' ``texts`` add the classifier's lexical model."""
         similarities, ids = self.index.search(vectors, self.top_k)
         classified = self.route_set.config.scoring == "classifier" and self.index.model is not None
         n_routes = len(self.index.route_names)
@@ -217,7 +227,7 @@ class SemanticStage:
             knn_weight = 0.0
         if classified:
             assert model is not None and calibration is not None
-            logits, features = model.raw_scores(class_vectors)
+            logits, features = model.raw_scores(class_vectors, texts)
             probabilities = softmax(logits)
             # The "none" class (when fitted) says "no route"; the routes share the rest.
             no_route = (
