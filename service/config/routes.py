@@ -228,7 +228,7 @@ class RouterConfig(BaseModel):
         "probabilities; it lets a route of a few utterances win next to routes of hundreds.",
     )
     accept_rate: float = Field(
-        default=0.97,
+        default=0.985,
         gt=0.5,
         lt=1.0,
         description="Share of held-out in-scope prompts the calibrated threshold accepts.",
