@@ -504,3 +504,28 @@ def test_lexical_model_round_trips_through_npz_and_a_wrong_shape_is_refused() ->
     broken = {**model.to_arrays(), "lexical_weights": np.zeros((8, ROUTES), dtype=np.float32)}
     with pytest.raises(ValueError, match="lexical weights"):
         LinearModel.from_arrays(broken)
+
+
+def test_words_never_argue_against_a_route_of_a_few_examples_or_the_none_class() -> None:
+    vectors, labels, texts = worded(seed=0, per_route=30)
+    small = labels == 3
+    keep = ~small | (np.cumsum(small) <= 5)  # route 3 keeps 5 examples
+    junk = far_points(seed=2, count=12)
+    model = fit_linear(
+        np.vstack([vectors[keep], junk]),
+        np.concatenate([labels[keep], np.full(len(junk), ROUTES)]),
+        ROUTES,
+        classifier.DEFAULT_C,
+        with_none=True,
+        texts=[t for t, k in zip(texts, keep, strict=True) if k] + ["qwzx plonk"] * len(junk),
+    )
+    # Prompts of the small route in words it never saw, and prompts of the large routes.
+    prompts = ["play me some jazz", "put on my road trip playlist", *texts[:20]]
+
+    lexical_logits = model.lexical_logits(prompts)
+
+    assert model.lexical_known is not None
+    assert model.lexical_known.tolist() == [True, True, True, False, False]
+    best_known = lexical_logits[:, :3].max(axis=1)
+    assert (lexical_logits[:, 3] >= best_known - 1e-6).all()
+    assert (lexical_logits[:, ROUTES] >= best_known - 1e-6).all()

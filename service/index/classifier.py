@@ -60,7 +60,8 @@ LEXICAL_C = 10.0
 # A route with fewer training rows than this has too few words for the lexical model to know
 # it: a new prompt of its kind mostly uses words its examples lack, and the lexical logits
 # would pull it to a large route with a broad vocabulary. Such a route's lexical logit is
-# raised to the best of the known routes', so words never argue against it.
+# raised to the best of the known routes', so words never argue against it. The same holds
+# for the "none" column.
 MIN_LEXICAL_EXAMPLES = 20
 
 
@@ -301,6 +302,9 @@ def fit_linear(
     if texts is not None:
         lexical_weights, lexical_bias = _logistic(lexical.matrix(texts), labels, columns, LEXICAL_C)
         lexical_known = np.bincount(labels, minlength=columns)[:columns] >= MIN_LEXICAL_EXAMPLES
+        # "No route" rows are junk and the few unserved tasks the calibration file lists; the
+        # words of an unserved task never seen there say nothing, so they never argue against it.
+        lexical_known[n_routes:] = False
     centroids = np.zeros((n_routes, vectors.shape[1]), dtype=np.float32)
     for route in range(n_routes):
         members = vectors[labels == route]
