@@ -399,7 +399,8 @@ def test_a_feedback_click_reaches_feedback_and_shows_in_stats(
         "rating": 0,
         "correct_route": "greetings",
     }
-    assert "Recorded" in page.inner_text("#feedback-result")
+    # The page writes the result after the response arrives: wait for it, not the response.
+    page.wait_for_selector("#feedback-result:has-text('Recorded')")
     assert page.is_disabled("#feedback-send")
 
     after = get(service, "/stats").json()["routes"][decision["route"]]
