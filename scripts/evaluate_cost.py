@@ -3,12 +3,15 @@
 python scripts/evaluate_cost.py OUTCOMES.jsonl --cv 5 --report R.json [--png P.png]
 python scripts/evaluate_cost.py --train TRAIN.jsonl --test TEST.jsonl --prices PRICES.json
 python scripts/evaluate_cost.py --routellm-mmlu ../shared/data/routellm-mmlu --cv 5
+python scripts/evaluate_cost.py --routellm-mmlu ../shared/data/routellm-mmlu --subject-split even
 
 OUTCOMES is the format of routes/outcomes/ (``{"prompt", "outcomes": {model: score}}`` per
 line). Prices are USD per 1k tokens (mean of input and output), from litellm's cost map or
 ``--prices`` (a JSON object model -> price). Prints APGR, CPT(50%), CPT(80%) and the cost
 saving at CPT(80%) of the learned router, a random and an oracle one, a learning curve and,
-with more than two models, the quality reached at a set of budgets.
+with more than two models, the quality reached at a set of budgets. ``--subject-split``
+trains on half of MMLU's subjects (even or odd positions, alphabetically) and tests on the
+others: how the estimate does on prompts unlike its training ones.
 """
 
 from __future__ import annotations
@@ -54,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("outcomes", type=Path, nargs="?", help="outcome file (JSON lines)")
     parser.add_argument("--routellm-mmlu", type=Path, help="RouteLLM's MMLU results folder")
     parser.add_argument("--cv", type=int, help="K-fold cross-validation")
+    parser.add_argument(
+        "--subject-split",
+        choices=("even", "odd"),
+        help="with --routellm-mmlu: train on these subjects (alphabetical positions), test on the rest",
+    )
     parser.add_argument("--train", type=Path, help="training outcome file")
     parser.add_argument("--test", type=Path, help="test outcome file")
     parser.add_argument("--models", nargs="+", help="only these models (default: every one)")
@@ -66,16 +74,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sources = [args.outcomes is not None, args.routellm_mmlu is not None, args.train is not None]
+    split = args.train is not None or args.subject_split is not None
     if (
         sum(sources) != 1
-        or (args.train is None) == (args.cv is None)
+        or split == (args.cv is not None)
         or ((args.train is None) != (args.test is None))
+        or (args.subject_split is not None and args.routellm_mmlu is None)
     ):
-        parser.error("give OUTCOMES or --routellm-mmlu with --cv K, or --train and --test")
+        parser.error(
+            "give OUTCOMES or --routellm-mmlu with --cv K, --routellm-mmlu with "
+            "--subject-split, or --train and --test"
+        )
     try:
         train_rows: list[OutcomeRow]
         test_rows: list[OutcomeRow] = []
-        if args.routellm_mmlu is not None:
+        if args.subject_split is not None:
+            subjects = cost_eval.read_routellm_mmlu_subjects(args.routellm_mmlu)
+            train_rows, test_rows = cost_eval.split_subjects(subjects, args.subject_split)
+        elif args.routellm_mmlu is not None:
             train_rows = cost_eval.read_routellm_mmlu(args.routellm_mmlu)
         elif args.outcomes is not None:
             train_rows = read_outcome_files([args.outcomes])
@@ -134,7 +150,13 @@ def main(argv: list[str] | None = None) -> int:
             vectors[test], [texts[i] for i in test]
         )
     report = cost_eval.evaluate(data, test, expected, models, prices, extra)
-    report["method"] = f"{args.cv}-fold cross-validation" if args.cv else "train/test"
+    report["method"] = (
+        f"{args.cv}-fold cross-validation"
+        if args.cv
+        else f"{args.subject_split} subjects / the others"
+        if args.subject_split
+        else "train/test"
+    )
     report["embedding_model"] = encoder.model_id
     training = len(folds[0][0])
     curve = []

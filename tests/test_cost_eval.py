@@ -123,6 +123,34 @@ def test_k_folds_cover_every_row_once_as_test() -> None:
     assert all(not set(train) & set(test) for train, test in folds)
 
 
+def routellm_folder(base: Path, subjects: dict[str, list[str]], contaminated: str) -> Path:
+    """A folder laid out like RouteLLM's MMLU results, GPT-4 right on every prompt."""
+    (base / "responses").mkdir(parents=True)
+    for subject, prompts in subjects.items():
+        lines = ["prompt," + ",".join([cost_eval.ROUTELLM_STRONG, cost_eval.ROUTELLM_WEAK])]
+        lines += [f"{prompt},True,False" for prompt in prompts]
+        (base / "responses" / f"mmlu_{subject}.csv").write_text("\n".join(lines) + "\n")
+    (base / "contaminated_prompts.jsonl").write_text(json.dumps({"eval_prompt": contaminated}))
+    return base
+
+
+def test_a_subject_split_tests_on_the_subjects_it_did_not_train_on(tmp_path: Path) -> None:
+    subjects = {"anatomy": ["a1", "a2"], "biology": ["b1"], "chemistry": ["c1", "c2"]}
+    folder = routellm_folder(tmp_path, subjects, contaminated="c2")
+
+    by_subject = cost_eval.read_routellm_mmlu_subjects(folder)
+    even_train, even_test = cost_eval.split_subjects(by_subject, "even")
+    odd_train, odd_test = cost_eval.split_subjects(by_subject, "odd")
+
+    assert [row.prompt for row in even_train] == ["a1", "a2", "c1"]  # c2: contaminated
+    assert [row.prompt for row in even_test] == ["b1"]
+    assert (odd_train, odd_test) == (even_test, even_train)
+    assert cost_eval.read_routellm_mmlu(folder) == even_train[:2] + even_test + even_train[2:]
+    assert even_train[0].outcomes == {cost_eval.ROUTELLM_STRONG: 1.0, cost_eval.ROUTELLM_WEAK: 0.0}
+    with pytest.raises(ValueError, match="even"):
+        cost_eval.split_subjects(by_subject, "first")
+
+
 def write_outcomes(path: Path, data: cost_eval.Dataset, models: list[str]) -> Path:
     lines = [
         json.dumps({"prompt": t, "outcomes": dict(zip(models, map(float, s), strict=True))})

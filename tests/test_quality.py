@@ -87,6 +87,89 @@ def test_weights_round_trip_through_arrays() -> None:
     assert np.allclose(loaded.expected(vectors, texts), model.expected(vectors, texts))
 
 
+def test_arrays_of_another_bucket_count_are_refused() -> None:
+    vectors, texts, scores = two_topics()
+    model = quality.fit(vectors, texts, scores, ["good", "narrow"])
+    assert model is not None
+    arrays = model.to_arrays()
+    arrays["ngram_weights"] = arrays["ngram_weights"][: len(arrays["idf"]) // 2]
+
+    with pytest.raises(ValueError, match="buckets"):
+        quality.QualityModel.from_arrays(arrays)
+
+
+def word_gain(n: int = 400) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """Prompts whose embedding is noise; the weak model fails exactly those that ask for a
+    proof, the strong one is right everywhere. Only the words can tell them apart."""
+    rng = np.random.default_rng(1)
+    proof = np.arange(n) % 2 == 1
+    topics = ["rivers", "bread", "music", "stars", "trees"]
+    texts = [
+        f"{'prove that the lemma on' if hard else 'list a few facts about'} {topics[i % 5]} {i}"
+        for i, hard in enumerate(proof)
+    ]
+    vectors = rng.normal(size=(n, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    scores = np.stack([np.ones(n), (~proof).astype(float)], axis=1)
+    return vectors, texts, scores, proof
+
+
+def test_words_the_embedding_misses_still_rank_the_gain() -> None:
+    vectors, texts, scores, proof = word_gain()
+    train, test = np.arange(300), np.arange(300, 400)
+
+    model = quality.fit(vectors[train], [texts[i] for i in train], scores[train], ["s", "w"])
+
+    assert model is not None
+    expected = model.expected(vectors[test], [texts[i] for i in test])
+    gain = expected[:, 0] - expected[:, 1]
+    # Every prompt the weak model fails is ranked above every prompt it gets right.
+    assert gain[proof[test]].min() > gain[~proof[test]].max()
+
+
+def test_the_one_prompt_estimate_matches_the_batch_one() -> None:
+    vectors, texts, scores, _ = word_gain()
+    model = quality.fit(vectors, texts, scores, ["s", "w"])
+    assert model is not None
+
+    batch = model.expected(vectors[:3], texts[:3])
+
+    for i in range(3):
+        one = model.expected_one(vectors[i], texts[i])
+        assert [one["s"], one["w"]] == pytest.approx(batch[i].tolist())
+
+
+def test_words_and_word_pairs_are_counted_whatever_their_case() -> None:
+    counts = quality.ngram_counts("The cat saw the CAT")
+
+    assert counts == quality.ngram_counts("the cat saw the cat")
+    assert sum(counts.values()) == 5 + 4  # five words, four adjacent pairs
+    assert len(counts) <= 6 and max(counts.values()) >= 2  # "the", "cat", "the cat" twice
+    assert quality.ngram_counts("a ! ?") == {}  # one-letter words and symbols carry nothing
+
+
+def test_a_long_prompt_is_read_at_its_two_ends_only() -> None:
+    words = [f"w{i}" for i in range(4 * quality.MAX_WORDS)]
+    ends = words[: quality.MAX_WORDS // 2] + words[-quality.MAX_WORDS // 2 :]
+
+    counts = quality.ngram_counts(" ".join(words))
+
+    assert sum(counts.values()) == quality.MAX_WORDS + quality.MAX_WORDS - 1
+    assert counts == quality.ngram_counts(" ".join(ends))
+
+
+def test_a_prompt_without_any_known_word_is_estimated_from_its_embedding() -> None:
+    vectors, texts, scores = two_topics()
+    model = quality.fit(vectors, texts, scores, ["good", "narrow"])
+    assert model is not None
+    first, second = np.eye(8, dtype=np.float32)[:2]
+
+    on_first = model.expected_one(first, "zzqx wvvy")
+    on_second = model.expected_one(second, "")
+
+    assert on_first["narrow"] > 0.6 > 0.4 > on_second["narrow"]
+
+
 # -- the policy ---------------------------------------------------------------------------------
 
 

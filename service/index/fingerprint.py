@@ -8,6 +8,7 @@ from typing import Any
 
 from service.config.routes import RouteSet
 from service.encoding.encoder import EMBEDDING_SCHEME
+from service.index import quality
 
 # The wide classifier learns from at most this many utterances per route (evenly spread over
 # the route's list) plus every calibration row: the wide encoder costs about 0.1 s a text on a
@@ -22,8 +23,8 @@ def fingerprint(route_set: RouteSet, embedding_model: str, wide_model: str | Non
     """Hash of everything the index is built from.
 
     That is route names, utterances, calibration prompts, the calibrated acceptance rate,
-    the classifier's regularisation, the complexity examples, the outcome data and the
-    embedding model. Models, fallbacks, thresholds and
+    the classifier's regularisation, the complexity examples, the outcome data (and the
+    quality estimator's scheme) and the embedding model. Models, fallbacks, thresholds and
     descriptions are left out on purpose: changing them takes effect at the next start
     without re-embedding anything.
     """
@@ -46,5 +47,7 @@ def fingerprint(route_set: RouteSet, embedding_model: str, wide_model: str | Non
         canonical["outcomes"] = [
             [row.prompt, sorted(row.outcomes.items())] for row in route_set.outcomes
         ]
+        # And how they are learned: an estimator fitted another way must be rebuilt.
+        canonical["quality_scheme"] = quality.SCHEME
     payload = json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(payload).hexdigest()

@@ -1,27 +1,39 @@
 """Expected answer quality of each model for a prompt, learned from outcome data.
 
-One logistic model per model over the prompt embedding (the vector the router already
-computed) plus the standardised surface features of ``complexity`` (length, lines, code and
-math density, sentences). A score in [0, 1] is fitted as a fractional label (each row counts
-as a positive with weight ``score`` and a negative with weight ``1 - score``), so 0/1
-correctness, ratings and judge grades all fit the same way. A model is learned from the
-rows that score it; a model with fewer than ``MIN_ROWS`` rows gets no estimate at all.
+One logistic model per model over three views of the prompt: the embedding (the vector the
+router already computed), the standardised surface features of ``complexity`` (length,
+lines, code and math density, sentences) and the prompt's words and word pairs, hashed into
+``2 ** NGRAM_BITS`` buckets and weighted by tf-idf (the idf learned from the outcome
+prompts). A score in [0, 1] is fitted as a fractional label (each row counts as a positive
+with weight ``score`` and a negative with weight ``1 - score``), so 0/1 correctness, ratings
+and judge grades all fit the same way. A model is learned from the rows that score it; a
+model with fewer than ``MIN_ROWS`` rows gets no estimate at all.
 
-Why this and not neighbours: on RouteLLM's MMLU outcomes (5-fold cross-validation,
-``scripts/evaluate_cost.py``) a neighbour vote over the outcome prompts reached an APGR of
-0.66 at k=100 and a per-model logistic model 0.67, and blending the two added about 0.005;
-the neighbour vote, however, needs a search over every outcome prompt per decision (14k
-rows: milliseconds), while this is one (d + 5) x models product (microseconds). Outcome
-prompts carry no subject or route labels here, so the method works on any prompt.
+Why words as well as the embedding: a sentence embedding keeps what a prompt is about and
+loses much of how it is put (the exact terms, a formula's symbols, "Statement 1 | Statement
+2"), which is where one model's lead over another often lies. On RouteLLM's MMLU outcomes
+(``scripts/evaluate_cost.py --cv 5``) the embedding alone reached an APGR of 0.671; with the
+hashed n-grams, 0.696. Trained on half the subjects and tested on the other half (four such
+splits, ``REGULARISATION_C`` below) the mean went from 0.569 to 0.578. A neighbour vote over
+the outcome prompts (0.66 at k=100) was left out: it needs a search over every outcome
+prompt per decision, while this is one small product plus a lookup of the prompt's few
+hundred buckets (tens of microseconds). Neither was a regression on the gain (strong minus
+weak) better (0.678), nor k-means clusters as extra features (0.680-0.689). Outcome prompts
+carry no subject or route labels here, so the method works on any prompt.
 
 Fitted at index build (``store.build_index``), saved as ``quality-<build id>.npz``, loaded
-without scikit-learn.
+without scikit-learn. ``SCHEME`` enters the index fingerprint, so an index whose estimator
+was fitted another way is rebuilt rather than misread.
 """
 
 from __future__ import annotations
 
+import math
+import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -30,22 +42,68 @@ from service.config.outcomes import OutcomeRow
 from service.index.complexity import SURFACE_FEATURES, surface_features
 
 MIN_ROWS = 20
-# Inverse L2 strength. On MMLU, 5-fold cross-validated, 0.1 scored best (APGR 0.674; 0.03:
-# 0.671, 0.3: 0.669, 1: 0.655); trained on half the subjects and tested on the other half,
-# 0.03 did (0.606; 0.1: 0.583, 0.01: 0.599). Prompts unlike the training ones are the
-# common case, so the setting that generalises wins over the in-domain best.
-REGULARISATION_C = 0.03
+# Inverse L2 strength over the whole design, and the scale of the n-gram block against the
+# embedding's (scaling a block by w regularises it like C * w**2). Chosen on MMLU by the
+# mean APGR over four half-subject splits (`evaluate_cost.py --subject-split even` and
+# `odd`, two random halvings), then by 5-fold APGR: C 0.1 / weight 2 -> 0.578 / 0.696;
+# 0.3 / 1 -> 0.578 / 0.687; 0.1 / 1 -> 0.576 / 0.684; 0.3 / 2 -> 0.576 / 0.696; 0.05 / 3
+# -> 0.573 / 0.698; 0.3 / 3 -> 0.568 / 0.695; 1 / 1 -> 0.573 / 0.686. The embedding alone
+# at its best generalising C (0.03): 0.569 / 0.671. Heavier n-gram weights win in domain
+# and lose across subjects.
+REGULARISATION_C = 0.1
+NGRAM_WEIGHT = 2.0
+NGRAM_BITS = 18
+WORD = re.compile(r"\w\w+")
+# Words read per prompt: the first and the last half of this many. Hashing costs about a
+# microsecond a word, so a long paste must not cost milliseconds; a question's instruction
+# and its answer options sit at its ends.
+MAX_WORDS = 256
+SCHEME = (
+    f"logistic C{REGULARISATION_C:g}: embedding + surface + word 1-2 grams "
+    f"(crc32, {NGRAM_BITS} bits, {MAX_WORDS} words, weight {NGRAM_WEIGHT:g})"
+)
+
+
+def ngram_counts(text: str) -> dict[int, int]:
+    """Bucket -> count of the prompt's lower-cased words and adjacent word pairs (of its
+    first and last ``MAX_WORDS // 2`` words when it is longer).
+
+    crc32, not ``hash``: Python salts ``hash`` per process, and the buckets must be the same
+    at build and at every start.
+    """
+    words = WORD.findall(text.lower())
+    if len(words) > MAX_WORDS:
+        words = words[: MAX_WORDS // 2] + words[-(MAX_WORDS // 2) :]
+    mask = (1 << NGRAM_BITS) - 1
+    counts: dict[int, int] = {}
+    for gram in words + [f"{a} {b}" for a, b in pairwise(words)]:
+        bucket = zlib.crc32(gram.encode("utf-8")) & mask
+        counts[bucket] = counts.get(bucket, 0) + 1
+    return counts
+
+
+def ngram_terms(text: str, idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The prompt's buckets and their L2-normalised sublinear tf-idf values."""
+    counts = ngram_counts(text)
+    buckets = np.fromiter(counts, dtype=np.int64, count=len(counts))
+    values = np.fromiter((1.0 + math.log(c) for c in counts.values()), np.float32, len(counts))
+    values *= idf[buckets]
+    norm = float(np.linalg.norm(values))
+    return buckets, values / norm if norm > 0 else values
 
 
 @dataclass(frozen=True)
 class QualityModel:
-    """Per-model logistic weights over [embedding, standardised surface features]."""
+    """Per-model logistic weights over [embedding, standardised surface features] and over
+    the hashed n-gram buckets."""
 
     models: tuple[str, ...]
     weights: np.ndarray  # (dimension + SURFACE_FEATURES, len(models))
     bias: np.ndarray  # (len(models),)
     feature_mean: np.ndarray
     feature_std: np.ndarray
+    idf: np.ndarray  # (2 ** NGRAM_BITS,)
+    ngram_weights: np.ndarray  # (2 ** NGRAM_BITS, len(models)), NGRAM_WEIGHT folded in
     mean_score: np.ndarray  # (len(models),): mean observed score, for reports
     rows: np.ndarray  # (len(models),): rows that scored each model
 
@@ -58,6 +116,9 @@ class QualityModel:
         surface = standardised(surface_features(texts), self.feature_mean, self.feature_std)
         design = np.hstack([np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1), surface])
         logits = (design @ self.weights + self.bias).astype(np.float64)
+        for i, text in enumerate(texts):
+            buckets, values = ngram_terms(text, self.idf)
+            logits[i] += values @ self.ngram_weights[buckets]
         return np.asarray(0.5 * (1.0 + np.tanh(logits / 2)))  # the sigmoid, without overflow
 
     def expected_one(self, vector: np.ndarray, text: str) -> dict[str, float]:
@@ -72,6 +133,8 @@ class QualityModel:
             "bias": self.bias,
             "feature_mean": self.feature_mean,
             "feature_std": self.feature_std,
+            "idf": self.idf,
+            "ngram_weights": self.ngram_weights,
             "mean_score": self.mean_score,
             "rows": self.rows,
         }
@@ -83,12 +146,22 @@ class QualityModel:
         weights = np.asarray(arrays["weights"], dtype=np.float32)
         if weights.ndim != 2 or weights.shape[1] != len(models):
             raise ValueError(f"weights of shape {weights.shape} do not fit {len(models)} models")
+        idf = np.asarray(arrays["idf"], dtype=np.float32)
+        ngram_weights = np.asarray(arrays["ngram_weights"], dtype=np.float32)
+        buckets = 1 << NGRAM_BITS
+        if idf.shape != (buckets,) or ngram_weights.shape != (buckets, len(models)):
+            raise ValueError(
+                f"n-gram arrays of shapes {idf.shape} and {ngram_weights.shape} do not fit "
+                f"{buckets} buckets and {len(models)} models"
+            )
         return cls(
             models=models,
             weights=weights,
             bias=np.asarray(arrays["bias"], dtype=np.float32),
             feature_mean=np.asarray(arrays["feature_mean"], dtype=np.float32),
             feature_std=np.asarray(arrays["feature_std"], dtype=np.float32),
+            idf=idf,
+            ngram_weights=ngram_weights,
             mean_score=np.asarray(arrays["mean_score"], dtype=np.float64),
             rows=np.asarray(arrays["rows"], dtype=np.int64),
         )
@@ -112,6 +185,34 @@ def score_matrix(rows: Sequence[OutcomeRow], models: Sequence[str]) -> np.ndarra
     return matrix
 
 
+def ngram_design(texts: Sequence[str]) -> tuple[Any, np.ndarray]:
+    """The texts' tf-idf rows (sparse, the same values ``ngram_terms`` gives one prompt)
+    and the idf: smoothed, ``log((1 + n) / (1 + df)) + 1``, 0 for unseen buckets."""
+    from scipy import sparse
+
+    counts = [ngram_counts(text) for text in texts]
+    buckets = 1 << NGRAM_BITS
+    df = np.zeros(buckets, dtype=np.int64)
+    for row in counts:
+        df[np.fromiter(row, dtype=np.int64, count=len(row))] += 1
+    idf = np.where(df > 0, np.log((1 + len(texts)) / (1 + df)) + 1, 0.0).astype(np.float32)
+    columns, data, offsets = [], [], [0]
+    for text in texts:
+        bucket_ids, values = ngram_terms(text, idf)
+        columns.append(bucket_ids)
+        data.append(values)
+        offsets.append(offsets[-1] + len(bucket_ids))
+    matrix = sparse.csr_matrix(
+        (
+            np.concatenate(data) if data else np.zeros(0, np.float32),
+            np.concatenate(columns) if columns else np.zeros(0, np.int64),
+            np.asarray(offsets),
+        ),
+        shape=(len(texts), buckets),
+    )
+    return matrix, idf
+
+
 def fit(
     vectors: np.ndarray,
     texts: Sequence[str],
@@ -123,13 +224,16 @@ def fit(
 
     Models with fewer than MIN_ROWS scored rows are left out; None when none is left.
     """
+    from scipy import sparse
     from sklearn.linear_model import LogisticRegression
 
     surface = surface_features(texts)
     mean = surface.mean(axis=0) if len(texts) else np.zeros(SURFACE_FEATURES, np.float32)
     std = surface.std(axis=0) if len(texts) else np.ones(SURFACE_FEATURES, np.float32)
     std[std == 0] = 1.0
-    design = np.hstack([np.asarray(vectors, dtype=np.float32), standardised(surface, mean, std)])
+    dense = np.hstack([np.asarray(vectors, dtype=np.float32), standardised(surface, mean, std)])
+    ngrams, idf = ngram_design(texts)
+    design = sparse.hstack([sparse.csr_matrix(dense), NGRAM_WEIGHT * ngrams]).tocsr()
     kept: list[str] = []
     columns: list[np.ndarray] = []
     biases: list[float] = []
@@ -148,23 +252,27 @@ def fit(
             columns.append(np.zeros(design.shape[1], dtype=np.float32))
             biases.append(float(np.log((y[0] + 1e-3) / (1 - y[0] + 1e-3))))
             continue
-        x = design[observed]
-        both = np.vstack([x, x])
+        x = design[np.nonzero(observed)[0]]
+        both = sparse.vstack([x, x]).tocsr()
         labels = np.concatenate([np.ones(len(y)), np.zeros(len(y))])
         weight = np.concatenate([y, 1.0 - y])
-        keep = weight > 0
+        keep = np.nonzero(weight > 0)[0]
         classifier = LogisticRegression(C=c, max_iter=3000)
         classifier.fit(both[keep], labels[keep], sample_weight=weight[keep])
         columns.append(classifier.coef_[0].astype(np.float32))
         biases.append(float(classifier.intercept_[0]))
     if not kept:
         return None
+    stacked = np.stack(columns, axis=1).astype(np.float32)
+    width = dense.shape[1]
     return QualityModel(
         models=tuple(kept),
-        weights=np.stack(columns, axis=1).astype(np.float32),
+        weights=stacked[:width],
         bias=np.asarray(biases, dtype=np.float32),
         feature_mean=mean.astype(np.float32),
         feature_std=std.astype(np.float32),
+        idf=idf,
+        ngram_weights=NGRAM_WEIGHT * stacked[width:],
         mean_score=np.asarray(means),
         rows=np.asarray(counts, dtype=np.int64),
     )

@@ -157,21 +157,43 @@ def quality_at_budgets(
 
 def read_routellm_mmlu(folder: Path) -> list[OutcomeRow]:
     """RouteLLM's MMLU results as outcome rows, without its contaminated prompts."""
+    return [row for rows in read_routellm_mmlu_subjects(folder).values() for row in rows]
+
+
+def read_routellm_mmlu_subjects(folder: Path) -> dict[str, list[OutcomeRow]]:
+    """RouteLLM's MMLU outcome rows per subject (alphabetical), without the contaminated
+    prompts. The subjects serve only to measure how the estimate transfers to subjects it
+    was not trained on; the estimator never sees them."""
     csv.field_size_limit(1 << 30)
     contaminated = {
         json.loads(line)["eval_prompt"]
         for line in (folder / "contaminated_prompts.jsonl").read_text("utf-8").splitlines()
         if line.strip()
     }
-    rows = []
+    subjects: dict[str, list[OutcomeRow]] = {}
     for path in sorted((folder / "responses").glob("mmlu_*.csv")):
+        rows = subjects.setdefault(path.stem.removeprefix("mmlu_"), [])
         with path.open(encoding="utf-8", newline="") as handle:
             for record in csv.DictReader(handle):
                 if record["prompt"] in contaminated:
                     continue
                 scores = {m: float(record[m] == "True") for m in (ROUTELLM_STRONG, ROUTELLM_WEAK)}
                 rows.append(OutcomeRow(prompt=record["prompt"].strip(), outcomes=scores))
-    return rows
+    return subjects
+
+
+def split_subjects(
+    subjects: dict[str, list[OutcomeRow]], half: str
+) -> tuple[list[OutcomeRow], list[OutcomeRow]]:
+    """(train, test) rows: ``half`` "even" trains on the subjects at even positions in
+    alphabetical order and tests on the others, "odd" the reverse."""
+    if half not in ("even", "odd"):
+        raise ValueError(f"half must be 'even' or 'odd', not {half!r}")
+    names = sorted(subjects)
+    train_names = set(names[0 if half == "even" else 1 :: 2])
+    train = [row for name in names if name in train_names for row in subjects[name]]
+    test = [row for name in names if name not in train_names for row in subjects[name]]
+    return train, test
 
 
 def embed_cached(
