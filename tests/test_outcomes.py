@@ -15,6 +15,7 @@ from service.config.outcomes import (
     unlisted_models,
 )
 from service.config.routes import RouteSetError, load_route_set
+from service.index import quality
 from service.index.fingerprint import fingerprint
 from service.index.store import read_manifest
 
@@ -98,6 +99,21 @@ def test_outcome_files_load_with_the_routes_and_enter_the_fingerprint(
     route_set = load_route_set(small_routes)
 
     assert len(route_set.outcomes) == 2
+    assert fingerprint(route_set, "m") != before
+
+
+def test_an_estimator_fitted_another_way_changes_the_fingerprint(
+    small_routes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (small_routes / "outcomes").mkdir()
+    (small_routes / "outcomes" / "a.jsonl").write_text(
+        outcome_lines(2, {"openai/gpt-4.1": 1}), encoding="utf-8"
+    )
+    route_set = load_route_set(small_routes)
+    before = fingerprint(route_set, "m")
+
+    monkeypatch.setattr(quality, "SCHEME", quality.SCHEME + " changed")
+
     assert fingerprint(route_set, "m") != before
 
 
