@@ -54,23 +54,27 @@ REGULARISATION_C = 0.1
 NGRAM_WEIGHT = 2.0
 NGRAM_BITS = 18
 WORD = re.compile(r"\w\w+")
-# Words read per prompt: the first and the last half of this many. Hashing costs about a
-# microsecond a word, so a long paste must not cost milliseconds; a question's instruction
-# and its answer options sit at its ends.
+# Words read per prompt: the first and the last half of this many, found in the first and
+# last ``WINDOW`` characters. Hashing costs about a microsecond a word, so a long paste must
+# not cost milliseconds; a question's instruction and its answer options sit at its ends.
 MAX_WORDS = 256
+WINDOW = 2048
 SCHEME = (
     f"logistic C{REGULARISATION_C:g}: embedding + surface + word 1-2 grams "
-    f"(crc32, {NGRAM_BITS} bits, {MAX_WORDS} words, weight {NGRAM_WEIGHT:g})"
+    f"(crc32, {NGRAM_BITS} bits, {MAX_WORDS} words, {WINDOW} chars, weight {NGRAM_WEIGHT:g})"
 )
 
 
 def ngram_counts(text: str) -> dict[int, int]:
     """Bucket -> count of the prompt's lower-cased words and adjacent word pairs (of its
-    first and last ``MAX_WORDS // 2`` words when it is longer).
+    first and last ``MAX_WORDS // 2`` words when it is longer, within ``WINDOW`` characters
+    of either end).
 
     crc32, not ``hash``: Python salts ``hash`` per process, and the buckets must be the same
     at build and at every start.
     """
+    if len(text) > 2 * WINDOW:
+        text = f"{text[:WINDOW]} {text[-WINDOW:]}"
     words = WORD.findall(text.lower())
     if len(words) > MAX_WORDS:
         words = words[: MAX_WORDS // 2] + words[-(MAX_WORDS // 2) :]
