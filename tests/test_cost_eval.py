@@ -221,3 +221,13 @@ def test_a_bad_outcome_line_stops_the_command_naming_file_and_line(tmp_path: Pat
     assert result.returncode == 2
     assert f"{outcomes}: line 1: outcomes.x: 2 is not a score in [0, 1]" in result.stderr
     assert f"{outcomes}: line 2: not JSON" in result.stderr
+
+
+def test_a_subject_split_needs_routellm_s_subjects(tmp_path: Path) -> None:
+    outcomes = tmp_path / "o.jsonl"
+    outcomes.write_text('{"prompt": "a", "outcomes": {"x": 1}}\n', encoding="utf-8")
+
+    result = run_script(outcomes, "--subject-split", "even", cache=tmp_path / "cache")
+
+    assert result.returncode == 2
+    assert "--routellm-mmlu with --subject-split" in result.stderr
