@@ -18,6 +18,7 @@ import re
 import unicodedata
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,20 +45,33 @@ def features(text: str, buckets: int = BUCKETS) -> np.ndarray:
     padded = f" {clean} "
     for size in CHAR_SIZES:
         grams.update("c" + padded[i : i + size] for i in range(len(padded) - size + 1))
-    ids = {zlib.crc32(gram.encode("utf-8")) % buckets for gram in grams}
+    ids = {bucket(gram, buckets) for gram in grams}
     return np.array(sorted(ids), dtype=np.int64)
 
 
-def matrix(texts: Sequence[str], buckets: int = BUCKETS) -> object:
-    """Rows of L2-normalised binary features, as a SciPy CSR matrix (for fitting at build)."""
+def bucket(gram: str, buckets: int) -> int:
+    """The gram's bucket: crc32, not ``hash``, which Python salts per process, and the
+    buckets must be the same at build and at every start."""
+    return zlib.crc32(gram.encode("utf-8")) % buckets
+
+
+def sparse_rows(ids: Sequence[np.ndarray], values: Sequence[np.ndarray], width: int) -> Any:
+    """One SciPy CSR row per (bucket ids, values) pair: the build-time design matrix whose
+    rows are exactly what the per-prompt scoring computes."""
     from scipy.sparse import csr_matrix
 
-    rows = [features(text, buckets) for text in texts]
-    lengths = np.array([len(row) for row in rows], dtype=np.int64)
+    lengths = np.array([len(row) for row in ids], dtype=np.int64)
     indptr = np.concatenate([[0], np.cumsum(lengths)])
-    indices = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    values = np.repeat(1.0 / np.sqrt(np.maximum(lengths, 1)), lengths)
-    return csr_matrix((values, indices, indptr), shape=(len(texts), buckets), dtype=np.float32)
+    indices = np.concatenate(ids) if len(ids) else np.zeros(0, dtype=np.int64)
+    data = np.concatenate(values) if len(values) else np.zeros(0, dtype=np.float32)
+    return csr_matrix((data, indices, indptr), shape=(len(ids), width), dtype=np.float32)
+
+
+def matrix(texts: Sequence[str], buckets: int = BUCKETS) -> Any:
+    """Rows of L2-normalised binary features, as a SciPy CSR matrix (for fitting at build)."""
+    rows = [features(text, buckets) for text in texts]
+    values = [np.full(len(row), 1.0 / np.sqrt(max(len(row), 1)), np.float32) for row in rows]
+    return sparse_rows(rows, values, buckets)
 
 
 def scores(texts: Sequence[str], weights: np.ndarray) -> np.ndarray:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import re
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -40,6 +39,7 @@ import numpy as np
 
 from service.config.outcomes import OutcomeRow
 from service.index.complexity import SURFACE_FEATURES, surface_features
+from service.index.lexical import bucket, sparse_rows
 
 MIN_ROWS = 20
 # Inverse L2 strength over the whole design, and the scale of the n-gram block against the
@@ -68,21 +68,16 @@ SCHEME = (
 def ngram_counts(text: str) -> dict[int, int]:
     """Bucket -> count of the prompt's lower-cased words and adjacent word pairs (of its
     first and last ``MAX_WORDS // 2`` words when it is longer, within ``WINDOW`` characters
-    of either end).
-
-    crc32, not ``hash``: Python salts ``hash`` per process, and the buckets must be the same
-    at build and at every start.
-    """
+    of either end)."""
     if len(text) > 2 * WINDOW:
         text = f"{text[:WINDOW]} {text[-WINDOW:]}"
     words = WORD.findall(text.lower())
     if len(words) > MAX_WORDS:
         words = words[: MAX_WORDS // 2] + words[-(MAX_WORDS // 2) :]
-    mask = (1 << NGRAM_BITS) - 1
     counts: dict[int, int] = {}
     for gram in words + [f"{a} {b}" for a, b in pairwise(words)]:
-        bucket = zlib.crc32(gram.encode("utf-8")) & mask
-        counts[bucket] = counts.get(bucket, 0) + 1
+        index = bucket(gram, 1 << NGRAM_BITS)
+        counts[index] = counts.get(index, 0) + 1
     return counts
 
 
@@ -192,29 +187,14 @@ def score_matrix(rows: Sequence[OutcomeRow], models: Sequence[str]) -> np.ndarra
 def ngram_design(texts: Sequence[str]) -> tuple[Any, np.ndarray]:
     """The texts' tf-idf rows (sparse, the same values ``ngram_terms`` gives one prompt)
     and the idf: smoothed, ``log((1 + n) / (1 + df)) + 1``, 0 for unseen buckets."""
-    from scipy import sparse
-
     counts = [ngram_counts(text) for text in texts]
     buckets = 1 << NGRAM_BITS
     df = np.zeros(buckets, dtype=np.int64)
     for row in counts:
         df[np.fromiter(row, dtype=np.int64, count=len(row))] += 1
     idf = np.where(df > 0, np.log((1 + len(texts)) / (1 + df)) + 1, 0.0).astype(np.float32)
-    columns, data, offsets = [], [], [0]
-    for text in texts:
-        bucket_ids, values = ngram_terms(text, idf)
-        columns.append(bucket_ids)
-        data.append(values)
-        offsets.append(offsets[-1] + len(bucket_ids))
-    matrix = sparse.csr_matrix(
-        (
-            np.concatenate(data) if data else np.zeros(0, np.float32),
-            np.concatenate(columns) if columns else np.zeros(0, np.int64),
-            np.asarray(offsets),
-        ),
-        shape=(len(texts), buckets),
-    )
-    return matrix, idf
+    terms = [ngram_terms(text, idf) for text in texts]
+    return sparse_rows([ids for ids, _ in terms], [values for _, values in terms], buckets), idf
 
 
 def fit(
