@@ -66,5 +66,6 @@ $(STAMP): pyproject.toml Makefile
 index: $(STAMP)
 	@$(BIN)/python scripts/build_index.py --check 2>/dev/null || $(BIN)/python scripts/build_index.py
 
+# index/*.npz includes the embedding caches (index/embeddings-*.npz).
 clean:
-	rm -rf $(VENV) .bench-deps index/manifest.json index/*.faiss index/*.npz
+	rm -rf $(VENV) .bench-deps index/manifest.json index/*.faiss index/*.npz index/.*.tmp

@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"outcomes score '{name}' ({count} rows), which no route lists: not used")
         for name in summary["too_few_rows"]:
             print(f"outcomes score '{name}' on too few rows to learn from: not used")
+    for model, used in manifest.get("embedding_cache", {}).items():
+        print(f"{model}: embedded {used['embedded']} texts, {used['reused']} from the cache")
     total = sum(manifest["routes"].values())
     print(
         f"wrote {args.index}/: {total} vectors of dimension {manifest['embedding_dim']} "

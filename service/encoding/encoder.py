@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -46,6 +46,15 @@ LENGTH_SLACK = 4
 
 class EncoderError(RuntimeError):
     """The embedding model cannot be loaded; the message says which and why."""
+
+
+class VectorCache(Protocol):
+    """Where ``encode_cached`` looks vectors up by clipped text: the in-memory LRU, or the
+    index build's on-disk cache (``service/index/embedding_cache.py``)."""
+
+    def get(self, key: str) -> np.ndarray | None: ...
+
+    def put(self, key: str, value: np.ndarray) -> None: ...
 
 
 def resolve_model_path(model: str) -> str:
@@ -121,11 +130,19 @@ class BaseEncoder(ABC):
     def _embed(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
         """Raw (unnormalised) embeddings of already clipped texts, in order."""
 
+    def clip(self, text: str) -> str:
+        """What of ``text`` is embedded (its head and tail when long); cache keys are these."""
+        return clip_for_embedding(text, self.max_chars)
+
     def encode(
         self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
     ) -> np.ndarray:
         """Embed ``texts`` as rows of an (n, dimension) float32 array with unit norm."""
-        clipped = [clip_for_embedding(text, self.max_chars) for text in texts]
+        return self._encode_clipped([self.clip(text) for text in texts], batch_size, progress)
+
+    def _encode_clipped(self, clipped: list[str], batch_size: int, progress: bool) -> np.ndarray:
+        """``encode`` of texts already clipped: the cache embeds its keys as they are, so a
+        long prompt's vector is that of its clipped text whether it was cached or not."""
         if not clipped:
             return np.zeros((0, self.dimension), dtype=np.float32)
         heads = [instruction_head(text) if self.instruction_heads else None for text in clipped]
@@ -136,34 +153,61 @@ class BaseEncoder(ABC):
             whole[with_head] += vectors[len(clipped) :]
         return l2_normalise(whole)
 
-    def encode_cached(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed prompts in one model call, serving repeated ones from an LRU cache.
+    def vector_identity(self) -> dict[str, Any]:
+        """Everything besides the text that decides its vector: vectors stored under one
+        identity are reused only by an encoder with the same one."""
+        return {
+            "model": self.model_id,
+            "backend": self.backend,
+            "graph": getattr(self, "graph", None),
+            "scheme": EMBEDDING_SCHEME,
+            "instruction_heads": self.instruction_heads,
+            "max_chars": self.max_chars,
+        }
+
+    def encode_cached(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        progress: bool = False,
+        cache: VectorCache | None = None,
+    ) -> np.ndarray:
+        """Embed prompts in one model call, serving repeated ones from a cache.
 
         The micro-batcher calls this with every prompt of a batch: cached prompts skip the
-        model, the others share one forward pass.
+        model, the others share one forward pass. ``cache`` defaults to the encoder's LRU;
+        the index build passes its on-disk cache instead.
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.stack(self._cached_rows(texts))
+        return np.stack(self._cached_rows(texts, batch_size, progress, cache))
 
     def encode_one(self, text: str) -> np.ndarray:
         """Embed one prompt, served from an LRU cache when the same prompt comes again."""
         return self._cached_rows([text])[0]
 
-    def _cached_rows(self, texts: Sequence[str]) -> list[np.ndarray]:
+    def _cached_rows(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        progress: bool = False,
+        cache: VectorCache | None = None,
+    ) -> list[np.ndarray]:
         """One read-only vector per text; the cached object itself for a repeated prompt."""
-        keys = [clip_for_embedding(text, self.max_chars) for text in texts]
+        store: VectorCache = self._cache if cache is None else cache
+        keys = [self.clip(text) for text in texts]
         rows: dict[str, np.ndarray] = {}
         for key in keys:
-            cached = self._cache.get(key)
+            cached = store.get(key)
             if cached is not None:
                 rows[key] = cached
         missing = [key for key in dict.fromkeys(keys) if key not in rows]
         if missing:
-            for key, vector in zip(missing, self.encode(missing), strict=True):
+            vectors = self._encode_clipped(missing, batch_size, progress)
+            for key, vector in zip(missing, vectors, strict=True):
                 vector.setflags(write=False)
                 rows[key] = vector
-                self._cache.put(key, vector)
+                store.put(key, vector)
         return [rows[key] for key in keys]
 
 

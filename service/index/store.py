@@ -33,6 +33,7 @@ from service.config.outcomes import unlisted_models
 from service.config.routes import RouteSet
 from service.index import classifier, complexity, quality, route_map
 from service.index.complexity import ComplexityModel
+from service.index.embedding_cache import cached_encoders, summary
 from service.index.fingerprint import WIDE_PER_ROUTE, fingerprint
 from service.index.quality import QualityModel
 from service.index.route_map import RouteMap
@@ -292,9 +293,27 @@ def build_index(
     The classifier and, when the routes have complexity examples, the complexity model are
     fitted here too, so the serving process only loads weights (no scikit-learn, no fitting
     at start-up). With ``wide_encoder``, the utterances and calibration rows are embedded by
-    it too and a second classifier is fitted on those vectors.
+    it too and a second classifier is fitted on those vectors. Each encoder embeds only the
+    texts its cache in ``index_dir`` lacks (``embedding_cache``), so a rebuild after a small
+    edit of the routes costs seconds, not minutes.
     """
     started = time.perf_counter()
+    with cached_encoders(index_dir, encoder, wide_encoder) as (cached, cached_wide):
+        return _build(
+            route_set, cached, index_dir, progress, batch_size, approx_above, cached_wide, started
+        )
+
+
+def _build(
+    route_set: RouteSet,
+    encoder: TextEncoder,
+    index_dir: Path,
+    progress: bool,
+    batch_size: int,
+    approx_above: int,
+    wide_encoder: TextEncoder | None,
+    started: float,
+) -> dict[str, Any]:
     entries = [
         {"route": route.name, "utterance": utterance}
         for route in route_set.routes
@@ -384,6 +403,7 @@ def build_index(
             "calibration": wide.calibration.to_json(),
         },
         "quality": quality_summary,
+        "embedding_cache": summary(encoder, wide_encoder),
         "route_order": route_names,
         "entries": entries,
     }
