@@ -1,13 +1,18 @@
 """Decision latency by path: English, covered languages, and the wide path.
 
     python scripts/language_latency.py [--prompts tests/data/multilingual_math.jsonl]
+        [--wide-max-tokens N]
 
 Loads routes/ and index/ as the service does (SEMROUTE_* settings, the wide encoder
 included), then times ``Router.decide`` one prompt at a time, each prompt once so the encoder
 cache never flatters a figure: English prompts of ``tests/data/default_routes_holdout.jsonl``
 (short: under 120 characters), the prompts of the file that keep the primary encoder, and
-those that take the wide path (``service/encoding/scripts.py``). It also prints the wide
-encoder's own time on the wide prompts. The machine is usually shared: compare rows of one run.
+those that take the wide path (``service/encoding/scripts.py``), with the share routed to their
+label; the wide path also by language and for its long prompts (over 250 characters). It also
+prints the wide encoder's own time on the wide prompts and their token counts.
+``--wide-max-tokens`` overrides the wide encoder's token budget for prompts (the index keeps
+the vectors of its build). The machine is
+usually shared: compare rows of one run.
 """
 
 from __future__ import annotations
@@ -25,7 +30,12 @@ sys.path.insert(0, str(ROOT))
 
 from service.api.engine import build_engine, load_state  # noqa: E402
 from service.config.settings import Settings  # noqa: E402
-from service.encoding.e5 import load_wide_encoder  # noqa: E402
+from service.encoding.e5 import (  # noqa: E402
+    CHARS_PER_TOKEN_BOUND,
+    E5_MAX_TOKENS,
+    E5Encoder,
+    load_wide_encoder,
+)
 from service.encoding.encoder import load_encoder  # noqa: E402
 from service.encoding.scripts import needs_wide  # noqa: E402
 from service.routing.types import RouteRequest  # noqa: E402
@@ -34,15 +44,21 @@ from service.state.local import LocalState  # noqa: E402
 HOLDOUT = ROOT / "tests" / "data" / "default_routes_holdout.jsonl"
 
 
-def _texts(path: Path) -> list[str]:
-    return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines()]
+LONG_CHARS = 250
 
 
-def _summary(name: str, spent: list[float]) -> str:
+def _rows(path: Path) -> list[dict[str, str]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _summary(name: str, spent: list[float], correct: list[bool] | None = None) -> str:
     ordered = sorted(spent)
     p90 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
+    accuracy = "" if correct is None else f"  right {sum(correct) / len(correct):.3f}"
     return (
-        f"{name:<34} n={len(spent):>3}  p50 {statistics.median(spent):7.2f} ms  p90 {p90:7.2f} ms"
+        f"{name:<40} n={len(spent):>3}  p50 {statistics.median(spent):7.2f} ms  "
+        f"p90 {p90:7.2f} ms{accuracy}"
     )
 
 
@@ -54,36 +70,74 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--wide-threads", type=int, default=1, help="wide encoder threads per prompt (0: all)"
     )
+    parser.add_argument(
+        "--wide-max-tokens", type=int, default=0, help="override the wide token budget (0: keep)"
+    )
+    parser.add_argument(
+        "--compare-budgets",
+        default="",
+        help="comma-separated token budgets: time the wide encoder alone on the wide prompts "
+        "under each, interleaved prompt by prompt (so the machine's load hits all alike)",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     route_set, index = load_state(settings)
     encoder = load_encoder(
         settings.embedding_model, settings.encoder_backend, cache_size=4096, threads=0
     )
-    wide = load_wide_encoder(settings.wide_model, threads=args.wide_threads)
+    wide = load_wide_encoder(
+        settings.wide_model,
+        threads=args.wide_threads,
+        max_tokens=args.wide_max_tokens or E5_MAX_TOKENS,
+    )
     engine = build_engine(settings, route_set, index, encoder, LocalState(), wide_encoder=wide)
     router = engine.router
-    english = [text for text in _texts(HOLDOUT) if len(text) < 120]
-    others = _texts(args.prompts)
+    english = [row for row in _rows(HOLDOUT) if len(row["text"]) < 120]
+    others = _rows(args.prompts)
+    wide_rows = [row for row in others if needs_wide(row["text"])]
     sets = {
         "English, short (holdout)": english,
-        "covered languages (primary only)": [t for t in others if not needs_wide(t)],
-        "wide path (primary + wide)": [t for t in others if needs_wide(t)],
+        "covered languages (primary only)": [row for row in others if not needs_wide(row["text"])],
+        "wide path (primary + wide)": wide_rows,
     }
 
-    async def timed(prompts: list[str]) -> list[float]:
-        spent = []
-        for prompt in prompts:
+    async def timed(rows: list[dict[str, str]]) -> tuple[list[float], list[bool]]:
+        spent, correct = [], []
+        for row in rows:
             started = time.perf_counter()
-            await router.decide(RouteRequest(prompt=prompt, tiebreak=False))
+            decision = await router.decide(RouteRequest(prompt=row["text"], tiebreak=False))
             spent.append((time.perf_counter() - started) * 1000)
-        return spent
+            correct.append(decision.route == row["label"])
+        return spent, correct
 
     async def run() -> None:
         await router.decide(RouteRequest(prompt="warm up the encoder", tiebreak=False))
         await router.decide(RouteRequest(prompt="এনকোডার গরম করো", tiebreak=False))
-        for name, prompts in sets.items():
-            print(_summary(f"decide: {name}", await timed(prompts)), flush=True)
+        for name, rows in sets.items():
+            spent, correct = await timed(rows)
+            print(_summary(f"decide: {name}", spent, correct), flush=True)
+            if rows is wide_rows:
+                for lang in sorted({row["lang"] for row in rows}):
+                    mine = [i for i, row in enumerate(rows) if row["lang"] == lang]
+                    for label, keep in (("math", True), ("other", False)):
+                        chosen = [i for i in mine if (rows[i]["label"] == "math") == keep]
+                        if chosen:
+                            print(
+                                _summary(
+                                    f"  wide {lang} {label}",
+                                    [spent[i] for i in chosen],
+                                    [correct[i] for i in chosen],
+                                )
+                            )
+                long = [i for i, row in enumerate(rows) if len(row["text"]) > LONG_CHARS]
+                if long:
+                    print(
+                        _summary(
+                            f"  wide, over {LONG_CHARS} characters",
+                            [spent[i] for i in long],
+                            [correct[i] for i in long],
+                        )
+                    )
 
     try:
         asyncio.run(run())
@@ -91,12 +145,45 @@ def main(argv: list[str] | None = None) -> int:
         engine.close()
     if wide is not None:
         spent = []
-        for text in sets["wide path (primary + wide)"]:
+        for row in wide_rows:
             started = time.perf_counter()
-            wide.encode([text])
+            wide.encode([row["text"]])
             spent.append((time.perf_counter() - started) * 1000)
         print(_summary("wide encoder alone (wide prompts)", spent))
+        tokens = sorted(wide.token_count(wide.clip(row["text"])) for row in wide_rows)
+        print(
+            f"wide tokens fed (budget {wide.max_tokens}): p50 {statistics.median(tokens):.0f}, "
+            f"max {tokens[-1]}"
+        )
+    if wide is not None and args.compare_budgets:
+        _compare_budgets(wide, wide_rows, [int(b) for b in args.compare_budgets.split(",")])
     return 0
+
+
+def _compare_budgets(wide: E5Encoder, rows: list[dict[str, str]], budgets: list[int]) -> None:
+    """The wide encoder alone per token budget, budgets taken in turn for every prompt."""
+    spent: dict[int, list[float]] = {budget: [] for budget in budgets}
+    for i, row in enumerate(rows):
+        for budget in budgets[i % len(budgets) :] + budgets[: i % len(budgets)]:
+            wide.max_tokens, wide.max_chars = budget, budget * CHARS_PER_TOKEN_BOUND
+            started = time.perf_counter()
+            wide.encode([row["text"]])
+            spent[budget].append((time.perf_counter() - started) * 1000)
+    long = [len(row["text"]) > LONG_CHARS for row in rows]
+    for budget, times in spent.items():
+        print(
+            _summary(
+                f"wide alone, {budget} tokens, short",
+                [t for t, x in zip(times, long, strict=True) if not x],
+            )
+        )
+        if any(long):
+            print(
+                _summary(
+                    f"wide alone, {budget} tokens, long",
+                    [t for t, x in zip(times, long, strict=True) if x],
+                )
+            )
 
 
 if __name__ == "__main__":

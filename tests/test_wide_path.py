@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.config.routes import load_route_set
 from service.config.settings import WIDE_MODEL, Settings
-from service.encoding.e5 import E5Encoder
+from service.encoding.e5 import E5Encoder, clip_to_tokens
 from service.encoding.encoder import BaseEncoder, EncoderError
 from service.encoding.scripts import needs_wide
 from service.index.store import (
@@ -111,6 +111,30 @@ def test_wide_encoder_gives_unit_vectors_that_match_translations(
     assert vectors[0] @ english > vectors[2] @ english
 
 
+def test_long_prompts_keep_head_and_tail_within_the_token_budget(
+    wide_encoder: E5Encoder,
+) -> None:
+    long = " ".join([BENGALI_MATH] * 6) + " শেষ প্রশ্ন: মোট কত?"
+    clipped = wide_encoder.clip(long)
+
+    assert wide_encoder.token_count(long) > wide_encoder.max_tokens
+    assert wide_encoder.token_count(clipped) <= wide_encoder.max_tokens
+    assert clipped.startswith(BENGALI_MATH[:20]) and clipped.endswith("মোট কত?")
+    assert wide_encoder.clip(clipped) == clipped  # cache keys embed as themselves
+    assert wide_encoder.clip(BENGALI_MATH) == BENGALI_MATH
+
+
+def test_token_clipping_shrinks_until_the_count_fits() -> None:
+    def count(text: str) -> int:  # a counter with uneven characters per token
+        return len(text.split()) + text.count("x")
+
+    text = " ".join(["word"] * 50 + ["xxxx"] * 50)
+    clipped = clip_to_tokens(text, 40, count)
+
+    assert count(clipped) <= 40 and clipped.startswith("word") and clipped.endswith("xxxx")
+    assert clip_to_tokens("two words", 40, count) == "two words"
+
+
 def test_wide_encoder_refuses_another_model() -> None:
     with pytest.raises(EncoderError, match=WIDE_MODEL):
         E5Encoder("intfloat/multilingual-e5-large")
@@ -128,6 +152,31 @@ def wide_build(
     routes = write_route_folder(base / "routes", {**SMALL_ROUTES, "math": MATH_ROUTE}, ROUTER)
     build_index(load_route_set(routes), encoder, base / "index", wide_encoder=wide_encoder)
     return routes, base / "index"
+
+
+def test_a_rebuild_takes_the_wide_vectors_from_the_cache(
+    encoder: BaseEncoder,
+    wide_encoder: E5Encoder,
+    wide_build: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    routes, index_dir = wide_build
+    shutil.copytree(index_dir, tmp_path / "index")
+    embedded: list[str] = []
+    embed = wide_encoder._embed
+
+    def counting(texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+        embedded.extend(texts)
+        return embed(texts, batch_size, progress)
+
+    monkeypatch.setattr(wide_encoder, "_embed", counting)
+    build_index(load_route_set(routes), encoder, tmp_path / "index", wide_encoder=wide_encoder)
+
+    assert embedded == []
+    rebuilt, first = load_index(tmp_path / "index").wide, load_index(index_dir).wide
+    assert rebuilt is not None and first is not None
+    assert np.array_equal(rebuilt.model.centroids, first.model.centroids)
 
 
 def test_build_records_the_wide_encoder_and_its_classifier(wide_build: tuple[Path, Path]) -> None:
