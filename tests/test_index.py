@@ -19,6 +19,8 @@ from service.config.settings import MULTILINGUAL_MODEL
 from service.encoding.encoder import Encoder
 from service.index import complexity
 from service.index import store as index_module
+from service.index.embedding_cache import PREFIX as CACHE_PREFIX
+from service.index.embedding_cache import cache_path
 from service.index.fingerprint import fingerprint
 from service.index.store import (
     MANIFEST,
@@ -33,7 +35,13 @@ from service.index.store import (
 
 
 def _snapshot(index_dir: Path) -> dict[str, bytes]:
-    return {path.name: path.read_bytes() for path in sorted(index_dir.iterdir())}
+    """The index's files; the embedding cache is left out (a failed build keeps the vectors it
+    computed there, on purpose: tests/test_embedding_cache.py)."""
+    return {
+        path.name: path.read_bytes()
+        for path in sorted(index_dir.iterdir())
+        if not path.name.startswith(CACHE_PREFIX)
+    }
 
 
 def _edited_route_set(tmp_path: Path, write_routes: WriteRoutes) -> RouteSet:
@@ -89,8 +97,9 @@ def test_manifest_records_what_the_index_was_built_from(
     assert manifest["calibration"]["source"] == "cross-validation"
     assert "complexity" not in manifest["files"], "the routes have no complexity examples"
     route_map = manifest["files"]["route_map"]
+    cache = cache_path(small_index, encoder).name  # the build's embedding cache
     assert sorted(p.name for p in small_index.iterdir()) == sorted(
-        [MANIFEST, vectors["path"], model["path"], route_map["path"]]
+        [MANIFEST, vectors["path"], model["path"], route_map["path"], cache]
     )
     assert load_index(small_index).complexity is None
 
@@ -321,10 +330,10 @@ def test_failing_encoder_leaves_the_previous_index_untouched(
 ) -> None:
     manifest, before = read_manifest(small_index), _snapshot(small_index)
 
-    def broken_encode(*args: Any, **kwargs: Any) -> np.ndarray:
+    def broken_embed(*args: Any, **kwargs: Any) -> np.ndarray:
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(encoder, "encode", broken_encode)
+    monkeypatch.setattr(encoder, "_embed", broken_embed)  # the model itself fails
 
     with pytest.raises(RuntimeError, match="out of memory"):
         build_index(_edited_route_set(tmp_path, write_routes), encoder, small_index)
@@ -336,12 +345,17 @@ def test_encoder_of_the_wrong_shape_is_refused_before_anything_is_written(
     small_index: Path, small_route_set: RouteSet, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     manifest, before = read_manifest(small_index), _snapshot(small_index)
-    monkeypatch.setattr(
-        encoder, "encode", lambda texts, **kwargs: np.zeros((len(texts) - 1, 512), np.float32)
-    )
+
+    class OneRowShort:
+        """An encoder of the TextEncoder protocol only (no cache), one row short."""
+
+        model_id, dimension = encoder.model_id, encoder.dimension
+
+        def encode(self, texts: list[str], **kwargs: Any) -> np.ndarray:
+            return np.zeros((len(texts) - 1, 512), np.float32)
 
     with pytest.raises(IndexCorruptError, match="shape"):
-        build_index(small_route_set, encoder, small_index)
+        build_index(small_route_set, OneRowShort(), small_index)
 
     _assert_previous_index_intact(small_index, before, manifest)
 
@@ -438,7 +452,7 @@ def test_rebuild_commits_the_new_index_and_removes_the_old_vector_file(
     new_map = manifest["files"]["route_map"]["path"]
     assert new_vectors != old_vectors
     assert sorted(p.name for p in small_index.iterdir()) == sorted(
-        [MANIFEST, new_vectors, new_model, new_map]
+        [MANIFEST, new_vectors, new_model, new_map, cache_path(small_index, encoder).name]
     )
     loaded = load_index(small_index)
     assert loaded.fingerprint == fingerprint(edited, encoder.model_id)
