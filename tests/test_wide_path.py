@@ -273,3 +273,18 @@ def test_a_replaced_wide_classifier_is_refused(
     artefact.write_bytes(artefact.read_bytes()[:-10])
     with pytest.raises(IndexCorruptError, match="wideclassifier"):
         load_index(copy)
+
+
+def test_the_wide_encoders_token_budget_enters_the_fingerprint(
+    small_routes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.encoding import e5
+    from service.index.fingerprint import fingerprint
+
+    route_set = load_route_set(small_routes)
+    before = fingerprint(route_set, "m", WIDE_MODEL)
+    assert fingerprint(route_set, "m", None) != before
+
+    monkeypatch.setattr(e5, "E5_MAX_TOKENS", e5.E5_MAX_TOKENS + 32)
+
+    assert fingerprint(route_set, "m", WIDE_MODEL) != before

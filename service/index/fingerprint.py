@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from service.config.routes import RouteSet
+from service.encoding import e5
 from service.encoding.encoder import EMBEDDING_SCHEME
 from service.index import quality
 
@@ -38,7 +39,9 @@ def fingerprint(route_set: RouteSet, embedding_model: str, wide_model: str | Non
     }
     if wide_model is not None:
         # Only when configured: an index built without a wide encoder keeps its fingerprint.
-        canonical["wide_model"] = [wide_model, WIDE_PER_ROUTE]
+        # How the wide encoder reads a text enters it too: another token budget or prefix
+        # gives other vectors.
+        canonical["wide_model"] = [wide_model, WIDE_PER_ROUTE, e5.E5_MAX_TOKENS, e5.PREFIX_QUERY]
     if route_set.complexity:
         # Only when present: an index built without complexity examples stays current.
         canonical["complexity"] = [list(example) for example in route_set.complexity]
