@@ -76,6 +76,57 @@ def test_rows_are_matched_to_models_by_name_whatever_else_they_score() -> None:
     assert np.array_equal(np.isnan(matrix), [[False, False], [True, False]])
 
 
+def four_patterns(n: int = 400) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """Four topics: both models right, only the first, only the second, neither."""
+    rng = np.random.default_rng(2)
+    topic = np.arange(n) % 4
+    vectors = np.eye(8, dtype=np.float32)[topic] * 2 + rng.normal(0, 0.3, (n, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    patterns = np.asarray(quality.PATTERNS, dtype=float)
+    return vectors, [f"prompt {i}" for i in range(n)], patterns[topic], topic
+
+
+def test_two_models_scored_on_the_same_rows_are_estimated_jointly() -> None:
+    vectors, texts, scores, _ = four_patterns()
+
+    model = quality.fit(vectors, texts, scores, ["strong", "weak"])
+
+    assert model is not None and model.joint
+    expected = model.expected(np.eye(8, dtype=np.float32)[:4], ["a prompt"] * 4)
+    gain = expected[:, 0] - expected[:, 1]
+    both, only_strong, only_weak, neither = gain
+    assert only_strong > 0.5 and only_weak < -0.5
+    assert abs(both) < 0.2 and abs(neither) < 0.2
+    assert expected[0].min() > 0.7 and expected[3].max() < 0.3
+    loaded = quality.QualityModel.from_arrays(model.to_arrays())
+    assert loaded.joint
+    assert np.allclose(loaded.expected(vectors, texts), model.expected(vectors, texts))
+
+
+def test_the_joint_estimate_of_fractional_scores_keeps_each_model_s_mean() -> None:
+    vectors, texts, _, _ = four_patterns()
+    scores = np.tile([0.8, 0.3], (len(texts), 1))
+
+    model = quality.fit(vectors, texts, scores, ["strong", "weak"])
+
+    assert model is not None and model.joint
+    assert model.expected(vectors, texts).mean(axis=0) == pytest.approx([0.8, 0.3], abs=0.02)
+
+
+def test_models_not_scored_on_the_same_rows_are_estimated_one_by_one() -> None:
+    vectors, texts, scores, _ = four_patterns()
+    gaps = scores.copy()
+    gaps[:10, 1] = np.nan
+    third = np.hstack([scores, scores[:, :1]])
+
+    with_gaps = quality.fit(vectors, texts, gaps, ["strong", "weak"])
+    three = quality.fit(vectors, texts, third, ["a", "b", "c"])
+
+    assert with_gaps is not None and not with_gaps.joint
+    assert three is not None and not three.joint
+    assert with_gaps.rows.tolist() == [len(texts), len(texts) - 10]
+
+
 def test_weights_round_trip_through_arrays() -> None:
     vectors, texts, scores = two_topics()
     model = quality.fit(vectors, texts, scores, ["good", "narrow"])
