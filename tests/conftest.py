@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from fastapi.testclient import TestClient
@@ -251,3 +252,16 @@ def cli_build(tmp_path_factory: pytest.TempPathFactory) -> CliBuild:
     routes = write_route_folder(base / "routes", SMALL_ROUTES, SMALL_ROUTER)
     result = run_build_script("--routes", routes, "--index", base / "index", "--quiet")
     return CliBuild(routes=routes, index=base / "index", result=result)
+
+
+def count_embedded(encoder: BaseEncoder, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every text the real encoder's model is asked to embed from now on."""
+    embedded: list[str] = []
+    embed = encoder._embed
+
+    def counting(texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+        embedded.extend(texts)
+        return embed(texts, batch_size, progress)
+
+    monkeypatch.setattr(encoder, "_embed", counting)
+    return embedded

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMALL_ROUTER, SMALL_ROUTES, write_route_folder
+from conftest import SMALL_ROUTER, SMALL_ROUTES, count_embedded, write_route_folder
 
 from service.config.routes import load_route_set
 from service.encoding.encoder import BaseEncoder
@@ -17,19 +17,6 @@ from service.index.embedding_cache import PREFIX, cache_path
 from service.index.store import build_index, load_index
 
 NEW_UTTERANCE = "convert this bash script into a python program"
-
-
-def count_embedded(encoder: BaseEncoder, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every text the real encoder's model is asked to embed from now on."""
-    embedded: list[str] = []
-    embed = encoder._embed
-
-    def counting(texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
-        embedded.extend(texts)
-        return embed(texts, batch_size, progress)
-
-    monkeypatch.setattr(encoder, "_embed", counting)
-    return embedded
 
 
 def with_new_utterance() -> dict[str, dict]:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMALL_ROUTES, write_route_folder
+from conftest import SMALL_ROUTES, count_embedded, write_route_folder
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
@@ -163,14 +164,7 @@ def test_a_rebuild_takes_the_wide_vectors_from_the_cache(
 ) -> None:
     routes, index_dir = wide_build
     shutil.copytree(index_dir, tmp_path / "index")
-    embedded: list[str] = []
-    embed = wide_encoder._embed
-
-    def counting(texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
-        embedded.extend(texts)
-        return embed(texts, batch_size, progress)
-
-    monkeypatch.setattr(wide_encoder, "_embed", counting)
+    embedded = count_embedded(wide_encoder, monkeypatch)
     build_index(load_route_set(routes), encoder, tmp_path / "index", wide_encoder=wide_encoder)
 
     assert embedded == []
@@ -198,35 +192,32 @@ def test_wide_classifier_learns_from_an_even_spread_of_each_large_route() -> Non
     assert {0, 249} <= set(rows.tolist())  # spread over the whole list, not its head
 
 
-def test_wide_path_routes_bengali_and_telugu_math_to_math(
+@pytest.fixture
+def wide_stage(
     wide_build: tuple[Path, Path], encoder: BaseEncoder, wide_encoder: BaseEncoder
-) -> None:
+) -> Iterator[SemanticStage]:
     routes, index_dir = wide_build
     stage = SemanticStage(
         load_route_set(routes), load_index(index_dir), encoder, wide_encoder=wide_encoder
     )
-    try:
-        results = stage.score_many([BENGALI_MATH, TELUGU_MATH, BENGALI_RECIPE])
-        routed = [stage.index.route_names[int(r.ranked.positions[0])] for r in results]
-        single = stage.score_prompt(TELUGU_MATH)
-    finally:
-        stage.close()
+    yield stage
+    stage.close()
+
+
+def test_wide_path_routes_bengali_and_telugu_math_to_math(wide_stage: SemanticStage) -> None:
+    stage = wide_stage
+    results = stage.score_many([BENGALI_MATH, TELUGU_MATH, BENGALI_RECIPE])
+    routed = [stage.index.route_names[int(r.ranked.positions[0])] for r in results]
+    single = stage.score_prompt(TELUGU_MATH)
     assert routed == ["math", "math", "cooking"]
     assert stage.index.route_names[int(single.ranked.positions[0])] == "math"
 
 
 def test_a_conversation_whose_latest_turn_is_telugu_takes_the_wide_path(
-    wide_build: tuple[Path, Path], encoder: BaseEncoder, wide_encoder: BaseEncoder
+    wide_stage: SemanticStage,
 ) -> None:
-    routes, index_dir = wide_build
-    stage = SemanticStage(
-        load_route_set(routes), load_index(index_dir), encoder, wide_encoder=wide_encoder
-    )
-    try:
-        result = stage.score_turns(["hello there, how are you today", TELUGU_MATH])
-    finally:
-        stage.close()
-    assert stage.index.route_names[int(result.ranked.positions[0])] == "math"
+    result = wide_stage.score_turns(["hello there, how are you today", TELUGU_MATH])
+    assert wide_stage.index.route_names[int(result.ranked.positions[0])] == "math"
 
 
 def test_service_routes_a_bengali_prompt_through_the_wide_path(
