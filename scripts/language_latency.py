@@ -52,6 +52,12 @@ def _rows(path: Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
+def _part(title: str, chosen: list[int], spent: list[float], correct: list[bool]) -> None:
+    """The summary line of the rows ``chosen`` (none when there are none)."""
+    if chosen:
+        print(_summary(title, [spent[i] for i in chosen], [correct[i] for i in chosen]))
+
+
 def _summary(name: str, spent: list[float], correct: list[bool] | None = None) -> str:
     ordered = sorted(spent)
     p90 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
@@ -121,23 +127,9 @@ def main(argv: list[str] | None = None) -> int:
                     mine = [i for i, row in enumerate(rows) if row["lang"] == lang]
                     for label, keep in (("math", True), ("other", False)):
                         chosen = [i for i in mine if (rows[i]["label"] == "math") == keep]
-                        if chosen:
-                            print(
-                                _summary(
-                                    f"  wide {lang} {label}",
-                                    [spent[i] for i in chosen],
-                                    [correct[i] for i in chosen],
-                                )
-                            )
+                        _part(f"  wide {lang} {label}", chosen, spent, correct)
                 long = [i for i, row in enumerate(rows) if len(row["text"]) > LONG_CHARS]
-                if long:
-                    print(
-                        _summary(
-                            f"  wide, over {LONG_CHARS} characters",
-                            [spent[i] for i in long],
-                            [correct[i] for i in long],
-                        )
-                    )
+                _part(f"  wide, over {LONG_CHARS} characters", long, spent, correct)
 
     try:
         asyncio.run(run())

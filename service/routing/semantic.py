@@ -151,19 +151,15 @@ class SemanticStage:
 
     def score_prompt(self, text: str) -> SemanticResult:
         """Embed, search and score one prompt (CPU-bound; called off the event loop)."""
-        return self.judge_spelling(
-            text, self.score_texts([text], self.encoder.encode_one(text)[None, :])[0]
-        )
+        return self.score_texts([text], self.encoder.encode_one(text)[None, :])[0]
 
     def score_batch(self, texts: list[str]) -> list[SemanticResult]:
         """Decisions for the prompts of one micro-batch: one encoder call, cached prompts skipped."""
-        results = self.score_texts(texts, self.encoder.encode_cached(texts))
-        return [self.judge_spelling(t, r) for t, r in zip(texts, results, strict=True)]
+        return self.score_texts(texts, self.encoder.encode_cached(texts))
 
     def score_many(self, texts: list[str], batch_size: int = 128) -> list[SemanticResult]:
         """The same decisions for many prompts at once (evaluation, benchmarks)."""
-        results = self.score_texts(texts, self.encoder.encode(texts, batch_size=batch_size))
-        return [self.judge_spelling(t, r) for t, r in zip(texts, results, strict=True)]
+        return self.score_texts(texts, self.encoder.encode(texts, batch_size=batch_size))
 
     def judge_spelling(self, text: str, result: SemanticResult) -> SemanticResult:
         """Out of scope, with no confidence in any route, when the prompt is spelt as mash.
@@ -177,31 +173,24 @@ class SemanticStage:
 
     def score_texts(self, texts: Sequence[str], vectors: np.ndarray) -> list[SemanticResult]:
         """Results of prompts whose primary vectors are ``vectors``: the prompts the primary
-        encoder cannot read are embedded by the wide encoder and scored by its classifier."""
+        encoder cannot read are embedded by the wide encoder and scored by its classifier,
+        and every result passes the spelling check."""
+        wide_encoder = self.wide_encoder
         wide_rows = (
-            [row for row, text in enumerate(texts) if needs_wide(text)]
-            if self.wide_encoder is not None
-            else []
+            [row for row, text in enumerate(texts) if needs_wide(text)] if wide_encoder else []
         )
-        if not wide_rows or self.wide_encoder is None:
-            return self.score_vectors(vectors, texts=texts)
-        wide = self.wide_encoder.encode_cached([texts[row] for row in wide_rows])
-        results: list[SemanticResult | None] = [None] * len(texts)
-        for row, result in zip(
-            wide_rows,
-            self.score_vectors(vectors[wide_rows], wide, [texts[row] for row in wide_rows]),
-            strict=True,
-        ):
-            results[row] = result
-        narrow = [row for row in range(len(texts)) if results[row] is None]
-        if narrow:
-            for row, result in zip(
-                narrow,
-                self.score_vectors(vectors[narrow], texts=[texts[row] for row in narrow]),
-                strict=True,
-            ):
-                results[row] = result
-        return [result for result in results if result is not None]
+        results: dict[int, SemanticResult] = {}
+        if wide_encoder is not None and wide_rows:
+            wide_texts = [texts[row] for row in wide_rows]
+            wide = wide_encoder.encode_cached(wide_texts)
+            scored = self.score_vectors(vectors[wide_rows], wide, wide_texts)
+            results.update(zip(wide_rows, scored, strict=True))
+        narrow_rows = [row for row in range(len(texts)) if row not in results]
+        if narrow_rows:
+            narrow_texts = [texts[row] for row in narrow_rows]
+            scored = self.score_vectors(vectors[narrow_rows], texts=narrow_texts)
+            results.update(zip(narrow_rows, scored, strict=True))
+        return [self.judge_spelling(text, results[row]) for row, text in enumerate(texts)]
 
     def score_vectors(
         self,
