@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
@@ -101,6 +102,30 @@ def _scored(example: Example, result: Any, names: list[str], route_set: RouteSet
         lang=example.lang,
         probability=result.confidence,
     )
+
+
+def _write_rows(path: Path, rows: list[tuple[Example, Scored]]) -> None:
+    """One line per routed row, for reading where a source's prompts go and why."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        json.dumps(
+            {
+                "text": example.text,
+                "source": scored.source,
+                "lang": scored.lang,
+                "label": scored.truth,
+                "route": scored.predicted,
+                "top": scored.top,
+                "evidence": round(float(scored.confidence), 4),
+                "confidence": None
+                if scored.probability is None
+                else round(float(scored.probability), 4),
+            },
+            ensure_ascii=False,
+        )
+        for example, scored in rows
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _plot(path: Path, results: list[Scored], evidence: np.ndarray, method: str) -> None:
@@ -197,6 +222,19 @@ def main(argv: list[str] | None = None) -> int:
         help="wide encoder for prompts in scripts the model does not cover, or none "
         "(default: SEMROUTE_WIDE_ENCODER)",
     )
+    parser.add_argument(
+        "--rows-out",
+        type=Path,
+        help="write one JSON line per routed row: text, source, lang, label, route, top, "
+        "confidence (see where a source's rows go)",
+    )
+    parser.add_argument(
+        "--embedding-store",
+        type=Path,
+        metavar="DIR",
+        help="keep every embedded text's vector in DIR across runs (one file per encoder "
+        "identity), so a rerun embeds only new texts",
+    )
     args = parser.parse_args(argv)
     if (args.train is None) == (args.routes is None):
         parser.error("give either --train (with optional --calibration) or --routes")
@@ -219,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
         update["knn_weight"] = args.knn_weight
     route_set = replace(route_set, config=route_set.config.model_copy(update=update))
 
+    def store(model: str) -> Path | None:
+        if args.embedding_store is None:
+            return None
+        return args.embedding_store / (re.sub(r"[^a-z0-9]+", "-", model.lower()) + ".npz")
+
     encoder = MemoEncoder(
         load_encoder(
             args.model,
@@ -226,17 +269,19 @@ def main(argv: list[str] | None = None) -> int:
             cache_size=0,
             graph=args.onnx_graph,
             cache_dir=Settings().cache_dir,
-        )
+        ),
+        store(args.model),
     )
     wide_model = Settings(wide_encoder=args.wide_encoder).wide_model
     wide = load_wide_encoder(wide_model, cache_size=0)
-    wide_encoder = MemoEncoder(wide) if wide is not None else None
+    wide_encoder = MemoEncoder(wide, store(wide_model)) if wide is not None else None
     if args.leave_sources_out:
         folds = source_folds(test, args.leave_sources_out, args.max_per_source)
     else:
         folds = [(frozenset(), test)]
     results: list[Scored] = []
     decided: list[Any] = []
+    dumped: list[tuple[Example, Scored]] = []
     build_seconds = route_seconds = 0.0
     calibration_source = None
     for held_out, rows in folds:
@@ -256,7 +301,13 @@ def main(argv: list[str] | None = None) -> int:
         names = stage.index.route_names
         for example, result in zip(rows, fold_decided, strict=True):
             results.append(_scored(example, result, names, fold_routes))
+            dumped.append((example, results[-1]))
         decided.extend(fold_decided)
+        for memo in (encoder, wide_encoder):
+            if memo is not None:
+                memo.save()
+    if args.rows_out is not None:
+        _write_rows(args.rows_out, dumped)
 
     report: dict[str, Any] = {
         "method": args.method,
@@ -294,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     if any(r.lang for r in results):
         print(format_table("lang", report["by_lang"]))
     print(f"report: {args.report}" + (f", plot: {args.png}" if args.png else ""))
+    if args.rows_out is not None:
+        print(f"rows: {args.rows_out}")
     return 0
 
 

@@ -5,12 +5,14 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from service.tools.evaluation import (
     PLACEHOLDER_MODEL,
     DatasetError,
     Example,
+    MemoEncoder,
     Scored,
     metrics,
     read_clinc,
@@ -388,3 +390,76 @@ def test_without_texts_drops_withheld_utterances_and_calibration_rows() -> None:
     assert kept.names == ("math",)  # chat lost its only utterance
     assert kept.routes[0].utterances == ("add two numbers",)
     assert kept.calibration == (("what is 2+2", "math"),)
+
+
+# -- MemoEncoder --------------------------------------------------------------------------------
+
+
+class _Counting:
+    """An encoder that gives each text a fixed unit vector and records what it embedded."""
+
+    model_id = "counting"
+    dimension = 4
+
+    def __init__(self, identity: str = "a") -> None:
+        self.embedded: list[str] = []
+        self.identity = identity
+
+    def vector_identity(self) -> dict[str, str]:
+        return {"model": self.model_id, "identity": self.identity}
+
+    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        self.embedded.extend(texts)
+        vectors = np.array([[len(t), 1.0, 0.0, 0.0] for t in texts], dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_memo_encoder_embeds_each_distinct_text_once() -> None:
+    inner = _Counting()
+    memo = MemoEncoder(inner)
+
+    first = memo.encode(["a", "bb", "a"])
+    again = memo.encode(["bb", "ccc"])
+
+    assert inner.embedded == ["a", "bb", "ccc"]
+    np.testing.assert_array_equal(first[1], again[0])
+
+
+def test_a_stored_memo_spares_the_next_run_the_texts_it_embedded(tmp_path: Path) -> None:
+    store = tmp_path / "vectors.npz"
+    first = MemoEncoder(_Counting(), store)
+    vectors = first.encode(["one", "three"])
+    first.save()
+
+    inner = _Counting()
+    second = MemoEncoder(inner, store).encode(["three", "one", "seven"])
+
+    assert inner.embedded == ["seven"]
+    np.testing.assert_allclose(second[:2], vectors[::-1])
+
+
+def test_a_store_written_under_another_encoder_identity_is_not_used(tmp_path: Path) -> None:
+    store = tmp_path / "vectors.npz"
+    first = MemoEncoder(_Counting("old"), store)
+    first.encode(["one"])
+    first.save()
+
+    inner = _Counting("new")
+    MemoEncoder(inner, store).encode(["one"])
+
+    assert inner.embedded == ["one"]
+
+
+def test_a_damaged_store_is_ignored_and_rewritten(tmp_path: Path) -> None:
+    store = tmp_path / "vectors.npz"
+    store.write_bytes(b"not a zip file")
+
+    inner = _Counting()
+    memo = MemoEncoder(inner, store)
+    memo.encode(["one"])
+    memo.save()
+
+    assert inner.embedded == ["one"]
+    later = _Counting()
+    MemoEncoder(later, store).encode(["one"])
+    assert later.embedded == []

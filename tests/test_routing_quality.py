@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import (
     CODING_PROMPT,
@@ -464,7 +465,13 @@ def evaluate_args(folder: Path, report: str, *extra: str) -> list[str | Path]:
 
 @pytest.fixture(scope="module")
 def classifier_run(dataset: Path) -> subprocess.CompletedProcess[str]:
-    return run_evaluate(*evaluate_args(dataset, "REPORT.json", "--png", str(dataset / "plot.png")))
+    return run_evaluate(
+        *evaluate_args(dataset, "REPORT.json", "--png", str(dataset / "plot.png")),
+        "--rows-out",
+        dataset / "rows.jsonl",
+        "--embedding-store",
+        dataset / "vectors",
+    )
 
 
 def test_evaluate_writes_a_report_of_every_metric(
@@ -495,6 +502,37 @@ def test_evaluate_draws_a_png_when_asked(
 
     assert (dataset / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert str(dataset / "plot.png") in classifier_run.stdout
+
+
+def test_evaluate_writes_one_row_per_test_prompt_with_its_route(
+    dataset: Path, classifier_run: subprocess.CompletedProcess[str]
+) -> None:
+    assert classifier_run.returncode == 0, classifier_run.stderr
+
+    lines = (dataset / "rows.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines]
+    report = json.loads((dataset / "REPORT.json").read_text(encoding="utf-8"))
+
+    assert [row["text"] for row in rows] == [text for text, _ in TEST_LINES]
+    assert [row["label"] for row in rows] == [
+        None if label in ("oos", "") else label for _, label in TEST_LINES
+    ]
+    assert all(row["top"] in TRAIN for row in rows)
+    right = [row["route"] == row["label"] for row in rows]
+    assert sum(right) / len(rows) == pytest.approx(report["overall_accuracy"])
+
+
+def test_evaluate_keeps_its_vectors_for_the_next_run(
+    dataset: Path, classifier_run: subprocess.CompletedProcess[str]
+) -> None:
+    assert classifier_run.returncode == 0, classifier_run.stderr
+
+    stored = list((dataset / "vectors").glob("*.npz"))
+
+    assert len(stored) >= 1
+    with np.load(stored[0]) as data:
+        texts = {text for lines in TRAIN.values() for text in lines} | {t for t, _ in TEST_LINES}
+        assert len(data["keys"]) >= len(texts)
 
 
 def test_evaluate_with_the_knn_method(dataset: Path) -> None:

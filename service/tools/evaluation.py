@@ -7,8 +7,11 @@ answers them correctly by abstaining (method "default").
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import os
 import re
+import zipfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -319,24 +322,63 @@ class MemoEncoder:
     utterances; encoding is most of a build's time.
     """
 
-    def __init__(self, encoder: Any) -> None:
+    def __init__(self, encoder: Any, store: Path | None = None) -> None:
         self._encoder = encoder
         self._memo: dict[str, np.ndarray] = {}
         self.model_id = encoder.model_id
         self.dimension = encoder.dimension
         self.backend = getattr(encoder, "backend", None)
         self.graph = getattr(encoder, "graph", None)
+        identity = getattr(encoder, "vector_identity", None)
+        self._identity = json.dumps(
+            identity() if callable(identity) else {"model": self.model_id}, sort_keys=True
+        )
+        self.store = store
+        if store is not None:
+            self._load(store)
+
+    def _load(self, path: Path) -> None:
+        """Vectors an earlier run saved for this encoder's identity; anything else is ignored."""
+        if not path.exists():
+            return
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if str(data["identity"]) != self._identity:
+                    return
+                keys, vectors = data["keys"], data["vectors"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            return
+        if vectors.shape == (len(keys), self.dimension):
+            self._memo.update(zip(keys.tolist(), vectors, strict=True))
+
+    def save(self) -> None:
+        """Keep the vectors for the next run (``store``): reruns of an evaluation then embed
+        only the texts that changed."""
+        if self.store is None or not self._memo:
+            return
+        keys = sorted(self._memo)
+        self.store.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.store.with_name(f"{self.store.stem}.{os.getpid()}.tmp.npz")
+        np.savez(
+            temp,
+            identity=np.array(self._identity),
+            keys=np.array(keys, dtype="U64"),
+            vectors=np.stack([self._memo[key] for key in keys]).astype(np.float32),
+        )
+        temp.replace(self.store)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> Any:
-        missing = [text for text in dict.fromkeys(texts) if text not in self._memo]
+        keys = [hashlib.sha256(text.encode("utf-8")).hexdigest() for text in texts]
+        missing = {
+            key: text for key, text in zip(keys, texts, strict=True) if key not in self._memo
+        }
         if missing:
-            for text, vector in zip(
-                missing, self._encoder.encode(missing, batch_size, progress), strict=True
-            ):
-                self._memo[text] = vector
+            vectors = self._encoder.encode(list(missing.values()), batch_size, progress)
+            for key, vector in zip(missing, vectors, strict=True):
+                self._memo[key] = vector
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.stack([self._memo[text] for text in texts])
+        return np.stack([self._memo[key] for key in keys])
 
     def encode_one(self, text: str) -> np.ndarray:
         return np.asarray(self.encode([text])[0])
