@@ -1,11 +1,13 @@
 """Select the default routes' utterance files and calibration rows from the prompt pool.
 
-    python scripts/make_route_data.py --pool ../shared/data/prompts/prompts.jsonl
+    python scripts/make_route_data.py --pool ../shared/data/prompts/prompts.jsonl \
+        --mmlu ../shared/data/routellm-mmlu
 
 Writes ``routes/data/<route>.jsonl`` (utterances, from the pool's ``train`` split) and the
 pool part of ``routes/calibration.jsonl`` (from its ``calib`` split), each row
-``{"text", "label", "source", "lang"}``. Hand-written rows (``routes/data/written/*.jsonl``
-and the hand-written calibration rows, those without a ``source``) are kept as they are.
+``{"text", "label", "source", "lang"}``. With ``--mmlu``, MMLU's questions join the pool as
+one more source (``mmlu_rows``). Hand-written rows (``routes/data/written/*.jsonl`` and the
+hand-written calibration rows, those without a ``source``) are kept as they are.
 
 Why a selection and not the whole pool: the pool is exam-heavy and uneven (one source gives
 a route 600 prompts, another 5), and every utterance costs build time. Rows are taken
@@ -17,6 +19,7 @@ outweighs the others, and the same pool always gives the same files.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import random
@@ -46,6 +49,10 @@ def _key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def _normal(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
 def source_name(source: str) -> str:
     """A pool row's source without its commit and file (BIG-bench: the task)."""
     if source.startswith("pypi:bigbench"):
@@ -67,6 +74,75 @@ def balanced(rows: list[dict], count: int) -> list[dict]:
             if queue and len(chosen) < count:
                 chosen.append(queue.pop(0))
     return chosen
+
+
+MMLU_SOURCE = (
+    "lm-sys/RouteLLM@0b64fdafe049e596a3f5657c219329f24af24198:routellm/evals/mmlu/responses/"
+)
+# MMLU subject -> route. Subjects whose questions mix computation with recall (physics,
+# chemistry, accounting, econometrics), or code with concepts (computer science, machine
+# learning), and the two-scenario moral judgements are left out rather than guessed.
+MMLU_ROUTES = {
+    "abstract_algebra": "math",
+    "college_mathematics": "math",
+    "elementary_mathematics": "math",
+    "high_school_mathematics": "math",
+    "high_school_statistics": "math",
+    "formal_logic": "reasoning",
+    "logical_fallacies": "reasoning",
+}
+MMLU_DROPPED = {
+    "college_physics",
+    "high_school_physics",
+    "college_chemistry",
+    "high_school_chemistry",
+    "professional_accounting",
+    "econometrics",
+    "college_computer_science",
+    "high_school_computer_science",
+    "computer_security",
+    "machine_learning",
+    "moral_scenarios",
+}
+
+
+def mmlu_rows(folder: Path) -> list[dict]:
+    """MMLU questions (RouteLLM's copy) as pool-shaped rows: the question and its lettered
+    choices without the trailing ``Answer:``, a route by subject, and a ``calib`` split for
+    about one row in five, fixed by a hash of the text like the pool's."""
+    banned = {
+        json.loads(line)["eval_prompt"].strip()
+        for line in (folder / "contaminated_prompts.jsonl").read_text("utf-8").splitlines()
+        if line.strip()
+    }
+    rows: list[dict] = []
+    seen: set[str] = set()
+    for path in sorted((folder / "responses").glob("mmlu_*.csv")):
+        subject = path.stem.removeprefix("mmlu_")
+        if subject in MMLU_DROPPED:
+            continue
+        with path.open(newline="", encoding="utf-8") as handle:
+            for record in csv.DictReader(handle):
+                prompt = record["prompt"].strip()
+                if prompt in banned:
+                    continue
+                text = prompt.removesuffix("Answer:").strip()
+                if _normal(text) in seen:  # a few questions sit in two subjects
+                    continue
+                seen.add(_normal(text))
+                rows.append(
+                    {
+                        "text": text,
+                        "source": MMLU_SOURCE + path.name,
+                        "source_label": f"MMLU {subject}",
+                        "lang": "en",
+                        "suggested_route": MMLU_ROUTES.get(subject, "knowledge"),
+                        "split": "calib"
+                        if int(_key(" ".join(text.split()).casefold()), 16) % 5 == 0
+                        else "train",
+                    }
+                )
+    return rows
 
 
 def _interleave(groups: list[list[dict]]) -> list[dict]:
@@ -130,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--pool", type=Path, default=Path("../shared/data/prompts/prompts.jsonl"))
     parser.add_argument("--routes", type=Path, default=Path("routes"))
+    parser.add_argument(
+        "--mmlu",
+        type=Path,
+        help="RouteLLM's MMLU folder (responses/mmlu_<subject>.csv): exam questions by subject",
+    )
     parser.add_argument("--per-route", type=int, default=200, help="pool utterances per route")
     parser.add_argument("--calib-per-route", type=int, default=40)
     parser.add_argument("--calib-none", type=int, default=60, help="pool rows no route serves")
@@ -137,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     pool = [json.loads(line) for line in args.pool.read_text(encoding="utf-8").splitlines()]
+    if args.mmlu is not None:
+        known = {_normal(row["text"]) for row in pool}
+        pool += [row for row in mmlu_rows(args.mmlu) if _normal(row["text"]) not in known]
     data = args.routes / "data"
     data.mkdir(parents=True, exist_ok=True)
     for route in ROUTES:
