@@ -61,10 +61,15 @@ def source_name(source: str) -> str:
 
 
 def balanced(rows: list[dict], count: int) -> list[dict]:
-    """Up to ``count`` rows, round-robin over sources, then over (language, source label)."""
+    """Up to ``count`` rows, round-robin over sources, then over (language, source label).
+
+    A row's ``group``, where it has one, stands for its source here (MMLU's four subject
+    categories: each is as large and as varied as a pool source).
+    """
     by_source: dict[str, dict[tuple[str, str], list[dict]]] = defaultdict(lambda: defaultdict(list))
     for row in sorted(rows, key=lambda r: _key(r["text"])):
-        by_source[source_name(row["source"])][(row["lang"], row["source_label"])].append(row)
+        group = row.get("group") or source_name(row["source"])
+        by_source[group][(row["lang"], row["source_label"])].append(row)
     queues = {
         source: _interleave(list(groups.values())) for source, groups in sorted(by_source.items())
     }
@@ -91,6 +96,30 @@ MMLU_ROUTES = {
     "formal_logic": "reasoning",
     "logical_fallacies": "reasoning",
 }
+# MMLU's own grouping of its subjects (hendrycks/test, categories.py): STEM, humanities,
+# social sciences, other. Each category is balanced as one source.
+MMLU_CATEGORIES = {
+    "stem": "abstract_algebra anatomy astronomy college_biology college_chemistry "
+    "college_computer_science college_mathematics college_physics computer_security "
+    "conceptual_physics electrical_engineering elementary_mathematics high_school_biology "
+    "high_school_chemistry high_school_computer_science high_school_mathematics "
+    "high_school_physics high_school_statistics machine_learning",
+    "humanities": "formal_logic high_school_european_history high_school_us_history "
+    "high_school_world_history international_law jurisprudence logical_fallacies "
+    "moral_disputes moral_scenarios philosophy prehistory professional_law world_religions",
+    "social_sciences": "econometrics high_school_geography "
+    "high_school_government_and_politics high_school_macroeconomics "
+    "high_school_microeconomics high_school_psychology human_sexuality "
+    "professional_psychology public_relations security_studies sociology us_foreign_policy",
+    "other": "business_ethics clinical_knowledge college_medicine global_facts human_aging "
+    "management marketing medical_genetics miscellaneous nutrition professional_accounting "
+    "professional_medicine virology",
+}
+MMLU_CATEGORY = {
+    subject: category
+    for category, subjects in MMLU_CATEGORIES.items()
+    for subject in subjects.split()
+}
 MMLU_DROPPED = {
     "college_physics",
     "high_school_physics",
@@ -108,8 +137,9 @@ MMLU_DROPPED = {
 
 def mmlu_rows(folder: Path) -> list[dict]:
     """MMLU questions (RouteLLM's copy) as pool-shaped rows: the question and its lettered
-    choices without the trailing ``Answer:``, a route by subject, and a ``calib`` split for
-    about one row in five, fixed by a hash of the text like the pool's."""
+    choices without the trailing ``Answer:``, a route by subject, the subject's category as
+    the balancing group, and a ``calib`` split for about one row in five, fixed by a hash of
+    the text like the pool's."""
     banned = {
         json.loads(line)["eval_prompt"].strip()
         for line in (folder / "contaminated_prompts.jsonl").read_text("utf-8").splitlines()
@@ -137,6 +167,7 @@ def mmlu_rows(folder: Path) -> list[dict]:
                         "source_label": f"MMLU {subject}",
                         "lang": "en",
                         "suggested_route": MMLU_ROUTES.get(subject, "knowledge"),
+                        "group": "mmlu/" + MMLU_CATEGORY.get(subject, "other"),
                         "split": "calib"
                         if int(_key(" ".join(text.split()).casefold()), 16) % 5 == 0
                         else "train",
