@@ -250,8 +250,18 @@ def main(argv: list[str] | None = None) -> int:
 
     pool = [json.loads(line) for line in args.pool.read_text(encoding="utf-8").splitlines()]
     if args.mmlu is not None:
+        try:
+            extra = mmlu_rows(args.mmlu)
+        except (OSError, KeyError, ValueError) as error:
+            print(f"cannot read the MMLU folder {args.mmlu}: {error!r}", file=sys.stderr)
+            return 2
+        if not extra:
+            print(
+                f"cannot read the MMLU folder {args.mmlu}: no responses/mmlu_*.csv", file=sys.stderr
+            )
+            return 2
         known = {_normal(row["text"]) for row in pool}
-        pool += [row for row in mmlu_rows(args.mmlu) if _normal(row["text"]) not in known]
+        pool += [row for row in extra if _normal(row["text"]) not in known]
     data = args.routes / "data"
     data.mkdir(parents=True, exist_ok=True)
     for route in ROUTES:

@@ -1,0 +1,101 @@
+"""scripts/make_route_data.py: the default routes' utterance files from the prompt pool and MMLU."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO_ROOT, offline_env
+
+SCRIPT = REPO_ROOT / "scripts" / "make_route_data.py"
+
+
+def pool_row(text: str, route: str, source: str, split: str = "train") -> dict:
+    return {
+        "text": text,
+        "source": f"{source}@0000:file.json",
+        "source_label": source,
+        "lang": "en",
+        "suggested_route": route,
+        "split": split,
+    }
+
+
+def write_mmlu(folder: Path, subjects: dict[str, list[str]], contaminated: list[str]) -> Path:
+    (folder / "responses").mkdir(parents=True)
+    for subject, prompts in subjects.items():
+        with (folder / "responses" / f"mmlu_{subject}.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["prompt", "model-a", "model-b"])
+            writer.writerows([prompt, True, False] for prompt in prompts)
+    (folder / "contaminated_prompts.jsonl").write_text(
+        "".join(json.dumps({"eval_prompt": p}) + "\n" for p in contaminated), encoding="utf-8"
+    )
+    return folder
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        cwd=REPO_ROOT,
+        env=offline_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def routes_folder(tmp_path: Path) -> tuple[Path, Path]:
+    routes = tmp_path / "routes"
+    routes.mkdir()
+    (routes / "calibration.jsonl").write_text("", encoding="utf-8")
+    pool = tmp_path / "pool.jsonl"
+    rows = [pool_row(f"What is {i} plus {i}?", "math", "arith") for i in range(5)]
+    rows += [pool_row(f"Who wrote book number {i}?", "knowledge", "trivia") for i in range(5)]
+    pool.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return routes, pool
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_mmlu_questions_join_the_route_their_subject_names(tmp_path: Path) -> None:
+    routes, pool = routes_folder(tmp_path)
+    question = "Which planet is largest?\nA. Mars\nB. Jupiter\nC. Venus\nD. Earth"
+    mmlu = write_mmlu(
+        tmp_path / "mmlu",
+        {
+            "astronomy": [f"{question}\nAnswer:", "Leaked question?\nA. x\nB. y\nAnswer:"],
+            "high_school_mathematics": ["Solve 2x = 6.\nA. 1\nB. 2\nC. 3\nD. 4\nAnswer:"],
+            "college_physics": ["A mass on a spring has period 2 s...\nA. 1\nAnswer:"],
+        },
+        contaminated=["Leaked question?\nA. x\nB. y\nAnswer:"],
+    )
+
+    result = run("--pool", pool, "--routes", routes, "--mmlu", mmlu, "--per-route", "50")
+
+    assert result.returncode == 0, result.stderr
+    knowledge = read(routes / "data" / "knowledge.jsonl")
+    math = read(routes / "data" / "math.jsonl")
+    calibration = read(routes / "calibration.jsonl")
+    # each question lands in the utterances or, one in five by hash, in the calibration rows
+    labelled = {(r["text"], r["label"]) for r in knowledge + math + calibration}
+    assert (question, "knowledge") in labelled
+    assert ("Solve 2x = 6.\nA. 1\nB. 2\nC. 3\nD. 4", "math") in labelled
+    texts = [text for text, _ in labelled]
+    assert not any("Answer:" in text for text in texts)
+    assert not any("Leaked" in text or "spring" in text for text in texts)
+    assert all(set(r) == {"text", "label", "source", "lang"} for r in knowledge + math)
+
+
+def test_an_mmlu_folder_without_its_files_is_refused_by_name(tmp_path: Path) -> None:
+    routes, pool = routes_folder(tmp_path)
+    missing = tmp_path / "no-mmlu-here"
+
+    result = run("--pool", pool, "--routes", routes, "--mmlu", missing)
+
+    assert result.returncode == 2
+    assert f"cannot read the MMLU folder {missing}" in result.stderr
+    assert not (routes / "data" / "knowledge.jsonl").exists()
