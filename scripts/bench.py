@@ -161,7 +161,9 @@ def prepare_state(folder: Path, backend: str) -> str:
             route_set,
             load_encoder(backend=backend, cache_size=0),
             folder / "index",
-            wide_encoder=load_wide_encoder(settings.wide_model, cache_size=0),
+            wide_encoder=load_wide_encoder(
+                settings.wide_model, cache_size=0, cache_dir=settings.cache_dir
+            ),
         )
         return "rebuilt from routes/ (index/ was stale)"
 
@@ -182,7 +184,7 @@ def in_process(backend: str, short: list[str], long: list[str]) -> dict[str, Any
     settings = Settings(encoder_backend=backend)  # type: ignore[arg-type]
     route_set, index = load_state(settings)
     encoder = load_encoder(settings.embedding_model, backend, cache_size=4096)
-    wide = load_wide_encoder(settings.wide_model)
+    wide = load_wide_encoder(settings.wide_model, cache_dir=settings.cache_dir)
     engine = build_engine(settings, route_set, index, encoder, LocalState(), wide_encoder=wide)
     router = engine.router
     freeze_startup_objects()  # as the service does once it is ready

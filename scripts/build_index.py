@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             args.index,
             progress=not args.quiet,
             approx_above=settings.approx_above,
-            wide_encoder=load_wide_encoder(wide_model, cache_size=0),
+            wide_encoder=load_wide_encoder(wide_model, cache_size=0, cache_dir=settings.cache_dir),
         )
     except (EncoderError, IndexProblem) as error:
         print(f"index build failed, the previous index is untouched: {error}", file=sys.stderr)

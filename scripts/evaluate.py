@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         store(args.model),
     )
     wide_model = Settings(wide_encoder=args.wide_encoder).wide_model
-    wide = load_wide_encoder(wide_model, cache_size=0)
+    wide = load_wide_encoder(wide_model, cache_size=0, cache_dir=Settings().cache_dir)
     wide_encoder = MemoEncoder(wide, store(wide_model)) if wide is not None else None
     if args.leave_sources_out:
         folds = source_folds(test, args.leave_sources_out, args.max_per_source)

@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.wide_model,
         threads=args.wide_threads,
         max_tokens=args.wide_max_tokens or E5_MAX_TOKENS,
+        cache_dir=settings.cache_dir,
     )
     engine = build_engine(settings, route_set, index, encoder, LocalState(), wide_encoder=wide)
     router = engine.router

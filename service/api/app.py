@@ -81,6 +81,7 @@ def create_app(
                 settings.wide_model,
                 settings.encode_cache_size,
                 settings.wide_threads,
+                cache_dir=settings.cache_dir,
             )
         app.state.wide_encoder = wide  # a reload builds its engine with the same one
         engine = build_engine(settings, route_set, index, model, state, llm_call, wide)

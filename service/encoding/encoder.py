@@ -485,25 +485,15 @@ def _extensions_library() -> str:
 def _open_graph(
     graph: str, shipped: Path, cache_dir: Path | None, open_session: Any
 ) -> tuple[Any, Path | bytes]:
-    """The session of the configured graph, and where its graph came from.
-
-    A cached int8 graph that onnxruntime refuses (truncated by a crash, say) is dropped and
-    derived once more rather than failing the start.
-    """
+    """The session of the configured graph, and where its graph came from."""
     if graph == "shipped":
         return open_session(shipped), shipped
     if graph != "int8":
         raise EncoderError(f"unknown onnx graph '{graph}' (int8 or shipped)")
     try:
-        source = onnx_graph.int8_graph(shipped, ONNX_MODEL_SHA256, cache_dir)
-        try:
-            return open_session(source), source
-        except Exception:  # onnxruntime raises its own types for an unreadable graph
-            if not isinstance(source, Path):
-                raise
-            onnx_graph.forget(source)
-            source = onnx_graph.int8_graph(shipped, ONNX_MODEL_SHA256, cache_dir)
-            return open_session(source), source
+        return onnx_graph.open_derived(
+            lambda: onnx_graph.int8_graph(shipped, ONNX_MODEL_SHA256, cache_dir), open_session
+        )
     except onnx_graph.GraphError as error:
         raise EncoderError(str(error)) from error
 

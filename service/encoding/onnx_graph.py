@@ -24,11 +24,13 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 log = logging.getLogger("semroute")
+T = TypeVar("T")
 
 # Bump when the derivation changes: old cache entries are then simply never read again.
 RECIPE = "bert-basic-fusions+dynamic-int8-per-channel-v1"
@@ -60,8 +62,19 @@ def int8_graph(source: Path, source_sha256: str, cache_dir: Path | None = None) 
     ``source`` must already be verified against ``source_sha256``. A cache entry that exists
     is trusted only as far as onnxruntime accepts it; ``forget`` removes one it rejected.
     """
+    return cached_graph(cache_name(source_sha256), lambda target: derive(source, target), cache_dir)
+
+
+def cached_graph(
+    name: str, derive_to: Callable[[Path], None], cache_dir: Path | None = None
+) -> Path | bytes:
+    """``cache_dir / name``, written by ``derive_to`` first when it is not there yet.
+
+    The file is written under a temporary name and renamed, so a reader sees no file or a
+    whole one; when the folder cannot be written, the graph is derived in memory instead.
+    """
     folder = cache_dir or default_cache_dir()
-    target = folder / cache_name(source_sha256)
+    target = folder / name
     if target.is_file():
         return target
     try:
@@ -70,20 +83,40 @@ def int8_graph(source: Path, source_sha256: str, cache_dir: Path | None = None) 
         os.close(descriptor)
     except OSError as error:
         log.warning(
-            "cannot cache the int8 encoder graph in %s (%s); deriving it in memory", folder, error
+            "cannot cache the derived graph in %s (%s); deriving it in memory", folder, error
         )
         with tempfile.TemporaryDirectory(prefix="semroute-graph-") as scratch:
             path = Path(scratch) / "int8.onnx"
-            derive(source, path)
+            derive_to(path)
             return path.read_bytes()
     temp = Path(temp_name)
     try:
-        derive(source, temp)
+        derive_to(temp)
         os.chmod(temp, 0o644)
         os.replace(temp, target)  # atomic: a reader sees no file or a whole one
     finally:
         temp.unlink(missing_ok=True)
     return target
+
+
+def open_derived(
+    derived: Callable[[], Path | bytes], open_session: Callable[[Path | bytes], T]
+) -> tuple[T, Path | bytes]:
+    """A session of a derived graph, and where the graph came from.
+
+    A cached graph that onnxruntime refuses (truncated by a crash, say) is dropped and
+    derived once more rather than failing the start.
+    """
+    source = derived()
+    try:
+        return open_session(source), source
+    except Exception:  # onnxruntime raises its own types for an unreadable graph
+        if not isinstance(source, Path):
+            raise
+        log.warning("the cached graph %s is unreadable; deriving it again", source)
+        forget(source)
+        source = derived()
+        return open_session(source), source
 
 
 def forget(path: Path) -> None:
@@ -105,7 +138,7 @@ def derive(source: Path, target: Path) -> None:
             f"deriving the int8 encoder graph needs the onnx package ({error}); install it "
             "(pip install onnx) or serve the shipped graph with SEMROUTE_ONNX_GRAPH=shipped"
         ) from error
-    with tempfile.TemporaryDirectory(prefix="semroute-graph-") as scratch, _quiet():
+    with tempfile.TemporaryDirectory(prefix="semroute-graph-") as scratch, quiet():
         folded = Path(scratch) / "folded.onnx"
         optimize_model(
             str(source),
@@ -118,7 +151,7 @@ def derive(source: Path, target: Path) -> None:
 
 
 @contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """onnxruntime's tools advise on the root logger (pre-processing hints); not our user's."""
     root = logging.getLogger()
     level = root.level

@@ -39,9 +39,15 @@ def fingerprint(route_set: RouteSet, embedding_model: str, wide_model: str | Non
     }
     if wide_model is not None:
         # Only when configured: an index built without a wide encoder keeps its fingerprint.
-        # How the wide encoder reads a text enters it too: another token budget or prefix
-        # gives other vectors.
-        canonical["wide_model"] = [wide_model, WIDE_PER_ROUTE, e5.E5_MAX_TOKENS, e5.PREFIX_QUERY]
+        # How the wide encoder reads and runs a text enters it too: another token budget,
+        # prefix or engine gives other vectors.
+        canonical["wide_model"] = [
+            wide_model,
+            WIDE_PER_ROUTE,
+            e5.E5_MAX_TOKENS,
+            e5.PREFIX_QUERY,
+            e5.WIDE_ENGINE,
+        ]
     if route_set.complexity:
         # Only when present: an index built without complexity examples stays current.
         canonical["complexity"] = [list(example) for example in route_set.complexity]
