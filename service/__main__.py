@@ -12,7 +12,7 @@ import sys
 
 import uvicorn
 
-from service.api.app import StartupError, load_state
+from service.api.app import StartupError, create_app, load_state
 from service.config.settings import Settings
 
 
@@ -23,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
+    settings = Settings()
     try:
-        load_state(Settings())
+        loaded = load_state(settings)
     except StartupError as error:
         print(f"semroute cannot start:\n{error}", file=sys.stderr)
         return 2
@@ -33,6 +34,17 @@ def main(argv: list[str] | None = None) -> int:
         # than there are cores, or they preempt one another mid-batch.
         threads = max(1, (os.cpu_count() or 1) // args.workers)
         os.environ["SEMROUTE_ENCODER_THREADS"] = str(threads)
+    if args.workers == 1:
+        # One process: serve the routes and index just checked, not a second reading of them
+        # (hashing every index file again cost a quarter of a second of the start).
+        uvicorn.run(
+            create_app(settings, loaded=loaded),
+            host=args.host,
+            port=args.port,
+            workers=1,
+            log_level=args.log_level,
+        )
+        return 0
     uvicorn.run(
         "service.api.app:create_app_from_env",
         factory=True,

@@ -10,14 +10,18 @@ from service.api.engine import StartupError
 
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """uvicorn.run replaced by a recorder; the set-up check always passes.
+    """uvicorn.run replaced by a recorder; the set-up check always passes (and one worker's
+    app is a placeholder).
 
     ``main`` writes SEMROUTE_ENCODER_THREADS into the environment. ``delenv`` of an unset
     variable records nothing to undo, so it is set first: monkeypatch then restores the
     variable as it was (unset, or its value) when the test ends."""
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(entry, "load_state", lambda settings: None)
-    monkeypatch.setattr(entry.uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(entry, "create_app", lambda settings, loaded: "app")
+    monkeypatch.setattr(
+        entry.uvicorn, "run", lambda app, **kwargs: calls.append({"app": app, **kwargs})
+    )
     monkeypatch.setenv("SEMROUTE_ENCODER_THREADS", "placeholder")
     monkeypatch.delenv("SEMROUTE_ENCODER_THREADS")
     monkeypatch.setattr(entry.os, "cpu_count", lambda: 4)
@@ -50,6 +54,27 @@ def test_one_worker_leaves_the_thread_count_to_onnx_runtime(
 
     assert started[0]["workers"] == 1
     assert "SEMROUTE_ENCODER_THREADS" not in entry.os.environ
+
+
+def test_one_worker_serves_the_set_up_it_checked(
+    started: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked = object()
+    monkeypatch.setattr(entry, "load_state", lambda settings: checked)
+    monkeypatch.setattr(entry, "create_app", lambda settings, loaded: ("app of", loaded))
+
+    entry.main([])
+
+    assert started[0]["app"] == ("app of", checked)
+
+
+def test_several_workers_each_build_their_app_from_the_environment(
+    started: list[dict[str, Any]],
+) -> None:
+    entry.main(["--workers", "2"])
+
+    assert started[0]["app"] == "service.api.app:create_app_from_env"
+    assert started[0]["factory"] is True
 
 
 def test_a_broken_setup_exits_with_the_reason(

@@ -32,9 +32,11 @@ from service.api.engine import Engine, NotReadyError, StartupError, build_engine
 from service.api.errors import BodyLimitMiddleware, error_response, install_error_handlers
 from service.api.schemas import ErrorResponse
 from service.completion.chain import Call
+from service.config.routes import RouteSet
 from service.config.settings import Settings
 from service.encoding.e5 import load_wide_encoder
 from service.encoding.encoder import load_encoder
+from service.index.store import LoadedIndex
 from service.ops.monitoring import Monitor, batching_counts, tiebreaker_outcomes
 from service.routing.router import Router
 from service.routing.semantic import Embedder
@@ -49,14 +51,16 @@ def create_app(
     encoder: Embedder | None = None,
     llm_call: Call | None = None,
     wide_encoder: Embedder | None = None,
+    loaded: tuple[RouteSet, LoadedIndex] | None = None,
 ) -> FastAPI:
     """Build the service.
 
     ``encoder`` (and ``wide_encoder``) share loaded models between test apps; ``llm_call`` replaces
-    ``litellm.acompletion`` (tests pass it with litellm's ``mock_response``).
+    ``litellm.acompletion`` (tests pass it with litellm's ``mock_response``); ``loaded`` is the
+    result of ``load_state(settings)`` when the caller has already checked the set-up.
     """
     settings = settings or Settings()
-    route_set, index = load_state(settings)
+    route_set, index = loaded if loaded is not None else load_state(settings)
     # The app's, not an engine's: a reload hands it to the new engine.
     state = open_state(settings, route_set.config.conversation_cache_size)
 

@@ -309,6 +309,11 @@ class RouteSetError(ProblemsError):
     what = "route set"
 
 
+# libyaml's safe loader when PyYAML was built with it: the same documents, about ten times
+# faster to parse than the pure-Python one (route files are read at every start and reload).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path, shown: str) -> tuple[Any, list[Problem]]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -317,7 +322,7 @@ def _read_yaml(path: Path, shown: str) -> tuple[Any, list[Problem]]:
     except OSError as error:
         return None, [Problem(shown, "", f"cannot be read ({error.strerror})")]
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
