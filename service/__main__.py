@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from concurrent.futures import Future
 
 import uvicorn
 
-from service.api.app import StartupError, create_app, load_state
+from service.api import encoders
 from service.config.settings import Settings
+from service.encoding.encoder import BaseEncoder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     settings = Settings()
+    # One worker loads its encoders here, on a thread, while the app's modules are imported
+    # (litellm alone takes seconds) and the index is checked: the two overlap.
+    loading = encoders.start_loading(settings) if args.workers == 1 else None
+    from service.api.app import StartupError, create_app, load_state
+
     try:
         loaded = load_state(settings)
     except StartupError as error:
@@ -37,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers == 1:
         # One process: serve the routes and index just checked, not a second reading of them
         # (hashing every index file again cost a quarter of a second of the start).
+        primary, wide = _loaded_encoders(loading)
         uvicorn.run(
-            create_app(settings, loaded=loaded),
+            create_app(settings, encoder=primary, wide_encoder=wide, loaded=loaded),
             host=args.host,
             port=args.port,
             workers=1,
@@ -54,6 +62,20 @@ def main(argv: list[str] | None = None) -> int:
         log_level=args.log_level,
     )
     return 0
+
+
+def _loaded_encoders(
+    loading: Future[tuple[BaseEncoder, BaseEncoder | None]] | None,
+) -> tuple[BaseEncoder | None, BaseEncoder | None]:
+    """The encoders loaded early, or (None, None): the app then loads them itself in its
+    lifespan, where a failure is reported as it always was."""
+    if loading is None:
+        return None, None
+    try:
+        primary, wide = loading.result()
+    except Exception:  # the lifespan loads them again and reports the failure
+        return None, None
+    return primary, wide
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """``python -m service``: refuses to start on a broken set-up, splits the cores between workers."""
 
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
 
 from service import __main__ as entry
+from service.api import app as app_module
 from service.api.engine import StartupError
 
 
@@ -17,8 +19,9 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     variable records nothing to undo, so it is set first: monkeypatch then restores the
     variable as it was (unset, or its value) when the test ends."""
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(entry, "load_state", lambda settings: None)
-    monkeypatch.setattr(entry, "create_app", lambda settings, loaded: "app")
+    monkeypatch.setattr(app_module, "load_state", lambda settings: None)
+    monkeypatch.setattr(app_module, "create_app", lambda settings, loaded, **encoders: "app")
+    monkeypatch.setattr(entry.encoders, "start_loading", lambda settings: None)
     monkeypatch.setattr(
         entry.uvicorn, "run", lambda app, **kwargs: calls.append({"app": app, **kwargs})
     )
@@ -60,8 +63,10 @@ def test_one_worker_serves_the_set_up_it_checked(
     started: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checked = object()
-    monkeypatch.setattr(entry, "load_state", lambda settings: checked)
-    monkeypatch.setattr(entry, "create_app", lambda settings, loaded: ("app of", loaded))
+    monkeypatch.setattr(app_module, "load_state", lambda settings: checked)
+    monkeypatch.setattr(
+        app_module, "create_app", lambda settings, loaded, **encoders: ("app of", loaded)
+    )
 
     entry.main([])
 
@@ -83,7 +88,31 @@ def test_a_broken_setup_exits_with_the_reason(
     def refuse(settings: Any) -> None:
         raise StartupError("no index in index/; build it with: python scripts/build_index.py")
 
-    monkeypatch.setattr(entry, "load_state", refuse)
+    monkeypatch.setattr(app_module, "load_state", refuse)
 
     assert entry.main([]) == 2
     assert "python scripts/build_index.py" in capsys.readouterr().err
+
+
+def test_one_worker_hands_the_encoders_it_loaded_early_to_the_app(
+    started: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded: Future[tuple[str, str]] = Future()
+    loaded.set_result(("primary", "wide"))
+    monkeypatch.setattr(entry.encoders, "start_loading", lambda settings: loaded)
+    monkeypatch.setattr(
+        app_module,
+        "create_app",
+        lambda settings, loaded, encoder, wide_encoder: (encoder, wide_encoder),
+    )
+
+    entry.main([])
+
+    assert started[0]["app"] == ("primary", "wide")
+
+
+def test_encoders_that_failed_to_load_early_are_left_to_the_app_to_load() -> None:
+    failed: Future[tuple[str, str]] = Future()
+    failed.set_exception(OSError("model file missing"))
+
+    assert entry._loaded_encoders(failed) == (None, None)  # type: ignore[arg-type]

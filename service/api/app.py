@@ -20,6 +20,7 @@ from service.api import (
     completion_api,
     console_api,
     contract,
+    encoders,
     limits,
     monitoring_api,
     openai_api,
@@ -34,8 +35,6 @@ from service.api.schemas import ErrorResponse
 from service.completion.chain import Call
 from service.config.routes import RouteSet
 from service.config.settings import Settings
-from service.encoding.e5 import load_wide_encoder
-from service.encoding.encoder import load_encoder
 from service.index.store import LoadedIndex
 from service.ops.monitoring import Monitor, batching_counts, tiebreaker_outcomes
 from service.routing.router import Router
@@ -68,25 +67,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = encoder
         if model is None:
-            model = await asyncio.to_thread(
-                load_encoder,
-                settings.embedding_model,
-                settings.encoder_backend,
-                settings.embedding_device,
-                settings.encode_cache_size,
-                settings.encoder_threads,
-                settings.onnx_graph,
-                settings.cache_dir,
-            )
+            model = await asyncio.to_thread(encoders.load_primary, settings)
         wide = wide_encoder
         if wide is None and settings.wide_model is not None:
-            wide = await asyncio.to_thread(
-                load_wide_encoder,
-                settings.wide_model,
-                settings.encode_cache_size,
-                settings.wide_threads,
-                cache_dir=settings.cache_dir,
-            )
+            wide = await asyncio.to_thread(encoders.load_wide, settings)
         app.state.wide_encoder = wide  # a reload builds its engine with the same one
         engine = build_engine(settings, route_set, index, model, state, llm_call, wide)
         await engine.router.decide(RouteRequest(prompt="warm up the encoder", tiebreak=False))
