@@ -224,15 +224,22 @@ def offline_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_build_script(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_script(
+    script: Path, *args: str | Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """A script of ``scripts/`` run as a user runs it: its own process, offline, from the repo."""
     return subprocess.run(
-        [sys.executable, str(BUILD_SCRIPT), *map(str, args)],
+        [sys.executable, str(script), *map(str, args)],
         cwd=REPO_ROOT,
         env=offline_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def run_build_script(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return run_script(BUILD_SCRIPT, *args, timeout=timeout)
 
 
 @dataclass(frozen=True)

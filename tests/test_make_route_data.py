@@ -3,10 +3,9 @@
 import csv
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-from conftest import REPO_ROOT, offline_env
+from conftest import REPO_ROOT, run_script
 
 SCRIPT = REPO_ROOT / "scripts" / "make_route_data.py"
 
@@ -36,14 +35,7 @@ def write_mmlu(folder: Path, subjects: dict[str, list[str]], contaminated: list[
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)],
-        cwd=REPO_ROOT,
-        env=offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_script(SCRIPT, *args)
 
 
 def routes_folder(tmp_path: Path) -> tuple[Path, Path]:

@@ -5,7 +5,6 @@ accuracy of the shipped routes, and scripts/evaluate.py.
 import copy
 import json
 import subprocess
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from conftest import (
     SMALL_ROUTER,
     SMALL_ROUTES,
     WriteRoutes,
-    offline_env,
+    run_script,
 )
 
 from service.config.routes import Route, RouteSetError, load_route_set
@@ -429,14 +428,7 @@ def write_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
 
 
 def run_evaluate(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(EVALUATE), *map(str, args)],
-        cwd=REPO_ROOT,
-        env=offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    return run_script(EVALUATE, *args, timeout=180)
 
 
 @pytest.fixture(scope="module")
