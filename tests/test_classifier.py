@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 from service.index import classifier
-from service.index.classifier import Calibration, LinearModel, fit, fit_linear, softmax
+from service.index.classifier import (
+    Calibration,
+    LinearModel,
+    decision_confidence,
+    fit,
+    fit_linear,
+    softmax,
+)
 
 DIM = 16
 ROUTES = 4
@@ -281,29 +288,67 @@ def test_out_of_scope_points_score_below_the_threshold(
     assert (scores < min(calibration.route_thresholds)).all()
 
 
+def served_confidence(model: LinearModel, calibration: Calibration, x: np.ndarray) -> np.ndarray:
+    """The confidence the service states for prompts at ``x``."""
+    logits, features = model.raw_scores(x)
+    no_route = softmax(logits)[:, ROUTES] if model.has_none else np.zeros(len(x))
+    return decision_confidence(
+        calibration,
+        calibration.in_scope(features),
+        classifier.top_route_probability(logits, ROUTES),
+        no_route,
+    )
+
+
 def test_out_of_scope_points_get_lower_confidence_than_in_cluster_points(
     calibrated: tuple[LinearModel, Calibration],
 ) -> None:
     model, calibration = calibrated
     inside, _ = clusters(seed=8, per_route=10)
 
-    near = calibration.confidence(in_scope_scores(model, calibration, inside))
-    far = calibration.confidence(in_scope_scores(model, calibration, far_points(seed=9, count=30)))
+    near = served_confidence(model, calibration, inside)
+    far = served_confidence(model, calibration, far_points(seed=9, count=30))
 
     assert far.max() < near.min()
     assert near.min() > 0.5 > far.max()
 
 
-def test_confidence_is_a_probability_that_grows_with_the_in_scope_score(
-    calibrated: tuple[LinearModel, Calibration],
+def test_a_few_out_of_scope_prompts_teach_a_confidence_that_grows_with_the_in_scope_score(
+    train: tuple[np.ndarray, np.ndarray],
 ) -> None:
-    _, calibration = calibrated
+    """Too few to be a "none" class, they are the wrong decisions the map learns from."""
+    vectors, labels = train
+    held_x, held_y = clusters(seed=1, per_route=10)
+    few = classifier.MIN_NONE_EXAMPLES - 1
+    model, calibration = fit(
+        vectors,
+        labels,
+        ROUTES,
+        np.vstack([held_x, far_points(seed=2, count=few)]),
+        [int(label) for label in held_y] + [None] * few,
+    )
     scores = np.linspace(-6.0, 6.0, 200)
 
-    confidence = calibration.confidence(scores)
+    confidence = calibration.confidence(scores, np.full(200, 0.9))
 
+    assert not model.has_none
     assert ((confidence > 0) & (confidence < 1)).all()
     assert (np.diff(confidence) > 0).all()
+    far = served_confidence(model, calibration, far_points(seed=9, count=30))
+    near = served_confidence(model, calibration, clusters(seed=8, per_route=10)[0])
+    assert far.max() < near.min()
+
+
+def test_with_a_none_class_the_confidence_map_learns_from_in_scope_prompts_only(
+    calibrated: tuple[LinearModel, Calibration],
+) -> None:
+    """The "none" class's probability already lowers a junk prompt's confidence; the map
+    counting the "none" rows as wrong decisions too made every decision look doubtful.
+    Here every held-out in-scope decision is right, so the map is the top probability."""
+    model, calibration = calibrated
+
+    assert model.has_none
+    assert calibration.platt == (0.0, 0.0, 1.0)
 
 
 def test_confidence_is_the_top_probability_when_every_held_out_decision_was_right(

@@ -251,6 +251,19 @@ def top_route_probability(logits: np.ndarray, n_routes: int) -> np.ndarray:
     return np.asarray(softmax(logits[:, :n_routes]).max(axis=1))
 
 
+def decision_confidence(
+    calibration: Calibration,
+    in_scope: np.ndarray,
+    top_probability: np.ndarray,
+    no_route: np.ndarray,
+) -> np.ndarray:
+    """P(the top route is right) as the service states it: P(some route serves the prompt),
+    1 - the "none" class's probability (``no_route``, zeros without that class), times
+    P(right | a route serves it), the calibrated map of the in-scope score and the top route's
+    probability among the routes."""
+    return np.asarray(calibration.confidence(in_scope, top_probability) * (1.0 - no_route))
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)
@@ -599,10 +612,15 @@ def fit(
         oos_logits, oos_features = model.raw_scores(oos_x, oos_t if use_texts else None)
         oos_scores = ((oos_features - mean) / std).mean(axis=1)
         oos_top = top_route_probability(oos_logits, n_routes)
+    # With a "none" class the map is P(right | some route serves the prompt), which
+    # ``decision_confidence`` multiplies by 1 - P(none): it learns from in-scope rows only.
+    # Fitted on the "none" rows too, it counted them twice: on held-out prompt sources the
+    # confidence was far below the share of decisions right (README, "Routing quality").
+    fitted = scope if with_none else np.ones(len(scope), dtype=bool)
     platt = _platt(
-        np.concatenate([in_scope, oos_scores]),
-        np.concatenate([top, oos_top]),
-        np.concatenate([correct, np.zeros(len(oos_scores), dtype=bool)]),
+        np.concatenate([in_scope[fitted], oos_scores]),
+        np.concatenate([top[fitted], oos_top]),
+        np.concatenate([correct[fitted], np.zeros(len(oos_scores), dtype=bool)]),
     )
     calibration = Calibration(
         feature_mean=(float(mean[0]), float(mean[1])),

@@ -30,7 +30,7 @@ import numpy as np
 from service.config.routes import Route, RouteSet
 from service.encoding.batching import DEFAULT_LIMITS, BatchLimits, MicroBatcher
 from service.encoding.scripts import needs_wide
-from service.index.classifier import softmax
+from service.index.classifier import decision_confidence, softmax
 from service.index.store import LoadedIndex
 from service.routing import context, scoring
 from service.routing.gibberish import Spelling
@@ -229,9 +229,8 @@ class SemanticStage:
                 route_probabilities.sum(axis=1, keepdims=True), 1e-12
             )
             in_scope = calibration.in_scope(features)
-            # P(top route right) = P(some route serves it) x P(right | a route serves it).
-            confidence = calibration.confidence(in_scope, route_probabilities.max(axis=1)) * (
-                1.0 - no_route
+            confidence = decision_confidence(
+                calibration, in_scope, route_probabilities.max(axis=1), no_route
             )
         results = []
         for row in range(len(vectors)):
