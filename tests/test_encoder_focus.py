@@ -1,14 +1,22 @@
-"""Instruction focus: a prompt's first segment (its task) is embedded again and added in."""
+"""Instruction focus: a prompt's first segment (its task) is embedded again and added in, and so
+is the closing question of a long passage."""
 
 import numpy as np
 import pytest
 
-from service.encoding.encoder import Encoder, instruction_head, l2_normalise
+from service.encoding.encoder import Encoder, closing_question, instruction_head, l2_normalise
 
 REVIEW_PROMPT = (
     "Summarise this review: great blender, crushes ice in seconds, but the motor is loud "
     "and the lid leaks when it is full."
 )
+
+PASSAGE = (
+    "After leaving Edison's company Tesla partnered with two businessmen in 1886, Robert Lane "
+    "and Benjamin Vail, who agreed to finance an electric lighting company in Tesla's name. "
+    "The company installed electrical arc light based illumination systems designed by Tesla."
+)
+PASSAGE_QUESTION = PASSAGE + "\nWhat did Tesla receive first after starting his company?"
 
 
 # -- instruction_head -------------------------------------------------------------------------
@@ -39,6 +47,36 @@ def test_multi_part_prompt_has_its_first_segment_as_head(prompt: str, head: str)
 )
 def test_single_segment_prompt_has_no_head(prompt: str) -> None:
     assert instruction_head(prompt) is None
+
+
+# -- closing_question -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prompt", "question"),
+    [
+        (PASSAGE_QUESTION, "What did Tesla receive first after starting his company?"),
+        (PASSAGE + " Who financed the company?", "Who financed the company?"),
+        ("王连，字文仪，南阳人。三国时蜀汉官员。" * 12 + "\n王连字什么？", "王连字什么？"),
+    ],
+)
+def test_long_passage_then_a_question_has_the_question_as_its_close(
+    prompt: str, question: str
+) -> None:
+    assert closing_question(prompt) == question
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Hi! How are you?",  # short: small talk, not material plus a request
+        PASSAGE,  # no question at the end
+        PASSAGE + "\nA. Lane\nB. Vail",  # a question's choices come last
+        "x" * 300 + "?",  # one segment
+    ],
+)
+def test_other_prompts_have_no_closing_question(prompt: str) -> None:
+    assert closing_question(prompt) is None
 
 
 # -- Encoder.encode with a head ---------------------------------------------------------------
@@ -104,3 +142,21 @@ def test_batch_mixing_prompts_with_and_without_heads_keeps_each_row_its_own(
     np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
     for row, prompt in zip(batch, prompts, strict=True):
         assert cosine(row, encoder.encode([prompt])[0]) > 0.999, prompt
+
+
+def test_long_passage_with_a_question_adds_the_question_to_whole_and_head(
+    encoder: Encoder,
+) -> None:
+    head, question = instruction_head(PASSAGE_QUESTION), closing_question(PASSAGE_QUESTION)
+    assert head is not None and question is not None
+    expected = l2_normalise(
+        (
+            plain_embedding(encoder, PASSAGE_QUESTION)
+            + plain_embedding(encoder, head)
+            + plain_embedding(encoder, question)
+        )[None, :]
+    )[0]
+
+    vector = encoder.encode([PASSAGE_QUESTION])[0]
+
+    assert cosine(vector, expected) > 0.999
