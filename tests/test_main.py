@@ -116,3 +116,35 @@ def test_encoders_that_failed_to_load_early_are_left_to_the_app_to_load() -> Non
     failed.set_exception(OSError("model file missing"))
 
     assert entry._loaded_encoders(failed) == (None, None)  # type: ignore[arg-type]
+
+
+def test_loading_the_wide_encoder_loads_the_language_identifier_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The identifier's second of loading belongs to the encoder thread, not to the first
+    Latin-script prompt the started service decides (its warm-up)."""
+    from service.api import encoders
+    from service.config.settings import Settings
+    from service.encoding import scripts
+
+    wide = object()
+    monkeypatch.setattr(encoders, "load_wide_encoder", lambda *args, **kwargs: wide)
+    monkeypatch.setattr(scripts, "_identifier", None)
+
+    assert encoders.load_wide(Settings()) is wide
+    assert scripts._identifier is not None
+    assert scripts._identifier.classify("habari ya asubuhi rafiki yangu")[0] == "sw"
+
+
+def test_without_a_wide_encoder_the_language_identifier_is_not_loaded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from service.api import encoders
+    from service.config.settings import Settings
+    from service.encoding import scripts
+
+    monkeypatch.setattr(encoders, "load_wide_encoder", lambda *args, **kwargs: None)
+    monkeypatch.setattr(scripts, "_identifier", None)
+
+    assert encoders.load_wide(Settings()) is None
+    assert scripts._identifier is None

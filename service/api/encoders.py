@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from service.config.settings import Settings
 from service.encoding.e5 import load_wide_encoder
 from service.encoding.encoder import BaseEncoder, load_encoder
+from service.encoding.scripts import load_language_identifier
 
 
 def load_primary(settings: Settings) -> BaseEncoder:
@@ -28,13 +29,17 @@ def load_primary(settings: Settings) -> BaseEncoder:
 
 
 def load_wide(settings: Settings) -> BaseEncoder | None:
-    """The wide encoder the settings name, or None when it is off."""
-    return load_wide_encoder(
+    """The wide encoder the settings name, or None when it is off; with it, the language
+    identifier that decides which Latin-script prompts take it."""
+    wide = load_wide_encoder(
         settings.wide_model,
         settings.encode_cache_size,
         settings.wide_threads,
         cache_dir=settings.cache_dir,
     )
+    if wide is not None:
+        load_language_identifier()
+    return wide
 
 
 def start_loading(settings: Settings) -> Future[tuple[BaseEncoder, BaseEncoder | None]]:

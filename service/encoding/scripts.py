@@ -111,6 +111,12 @@ def _wide_latin_language(sample: str) -> bool:
     return language in WIDE_LATIN and probability >= LANGUAGE_ID_PROBABILITY
 
 
+def load_language_identifier() -> None:
+    """Load the language identifier now, so that its second of loading falls on the thread that
+    loads the encoders at start-up, not on the first Latin-script prompt (the warm-up)."""
+    _language_identifier()
+
+
 def _language_identifier() -> Any:
     """py3langid's identifier over the Latin languages that matter here, loaded once (1 s)."""
     global _identifier
