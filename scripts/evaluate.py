@@ -22,7 +22,9 @@ fold's rows are routed. A random row split of one source flatters; this does not
 With --routes, a route folder is evaluated as it is (with its own calibration.jsonl).
 The index is built in a temporary folder; nothing in index/ is touched. The wide encoder
 (SEMROUTE_WIDE_ENCODER, or --wide-encoder; none turns it off) is built and used as the
-service would: compare runs with and without it per language.
+service would: compare runs with and without it per language. --adapt-encoder fits a
+contrastive adapter on each fold's utterances (service/tools/adaptation.py), an experiment
+measured in the README and not kept in the build.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from service.encoding.encoder import load_encoder
 from service.index.store import build_index, load_index
 from service.routing.scoring import Abstain
 from service.routing.semantic import SemanticStage
+from service.tools.adaptation import adapt_encoders
 from service.tools.evaluation import (
     DatasetError,
     Example,
@@ -235,6 +238,18 @@ def main(argv: list[str] | None = None) -> int:
         help="keep every embedded text's vector in DIR across runs (one file per encoder "
         "identity), so a rerun embeds only new texts",
     )
+    parser.add_argument(
+        "--adapt-encoder",
+        choices=["cosine", "supcon"],
+        metavar="LOSS",
+        help="fit a contrastive adapter with this loss (cosine: SetFit's pairs; supcon) on "
+        "each fold's utterances, applied after the frozen encoder "
+        "(service/tools/adaptation.py; an experiment, not part of the build)",
+    )
+    parser.add_argument("--adapt-decay", type=float, default=1e-3, help="the adapter's L2 decay")
+    parser.add_argument(
+        "--adapt-wide", choices=["yes", "no"], default="yes", help="adapt the wide encoder too"
+    )
     args = parser.parse_args(argv)
     if (args.train is None) == (args.routes is None):
         parser.error("give either --train (with optional --calibration) or --routes")
@@ -282,16 +297,28 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Scored] = []
     decided: list[Any] = []
     dumped: list[tuple[Example, Scored]] = []
-    build_seconds = route_seconds = 0.0
+    build_seconds = route_seconds = adapt_seconds = 0.0
     calibration_source = None
     for held_out, rows in folds:
         fold_routes = without_texts(route_set, held_out) if held_out else route_set
+        fold_encoder, fold_wide = encoder, wide_encoder
+        if args.adapt_encoder:
+            started = time.perf_counter()
+            fold_encoder, fold_wide = adapt_encoders(
+                fold_routes,
+                encoder,
+                wide_encoder,
+                wide=args.adapt_wide == "yes",
+                loss=args.adapt_encoder,
+                decay=args.adapt_decay,
+            )
+            adapt_seconds += time.perf_counter() - started
         with tempfile.TemporaryDirectory(prefix="semroute-eval-") as folder:
             started = time.perf_counter()
-            build_index(fold_routes, encoder, Path(folder), wide_encoder=wide_encoder)
+            build_index(fold_routes, fold_encoder, Path(folder), wide_encoder=fold_wide)
             build_seconds += time.perf_counter() - started
             stage = SemanticStage(
-                fold_routes, load_index(Path(folder)), encoder, wide_encoder=wide_encoder
+                fold_routes, load_index(Path(folder)), fold_encoder, wide_encoder=fold_wide
             )
             started = time.perf_counter()
             fold_decided = stage.score_many([example.text for example in rows])
@@ -327,6 +354,14 @@ def main(argv: list[str] | None = None) -> int:
         "calibration_source": calibration_source,
         "build_seconds": round(build_seconds, 2),
         "route_seconds": round(route_seconds, 2),
+        "adapter": None
+        if not args.adapt_encoder
+        else {
+            "loss": args.adapt_encoder,
+            "decay": args.adapt_decay,
+            "wide": args.adapt_wide == "yes",
+            "fit_seconds": round(adapt_seconds, 2),
+        },
     }
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2), encoding="utf-8")

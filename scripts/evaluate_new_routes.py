@@ -20,6 +20,7 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from service.encoding.encoder import load_encoder
 from service.index.store import build_index, load_index
 from service.routing.scoring import Abstain
 from service.routing.semantic import SemanticStage
+from service.tools.adaptation import adapt_encoders
 from service.tools.evaluation import MemoEncoder
 
 DEFAULT_LABELS = "cooking_recipe,weather_query,alarm_set,play_music"
@@ -64,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=8)
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--memo", type=Path, help="npz that keeps embeddings between runs")
+    parser.add_argument(
+        "--adapt-encoder",
+        choices=["cosine", "supcon"],
+        metavar="LOSS",
+        help="fit a contrastive adapter with this loss on the routes' utterances, new routes "
+        "included (service/tools/adaptation.py; an experiment)",
+    )
     args = parser.parse_args(argv)
     rows = _read_hwu(args.hwu)
     labels = [label.strip() for label in args.labels.split(",") if label.strip()]
@@ -96,9 +105,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             tests += [(text, label) for text in texts[args.examples :] if text not in examples]
         routes = replace(route_set, routes=(*route_set.routes, *new_routes))
+        seed_encoder: Any = encoder
+        if args.adapt_encoder:
+            seed_encoder, _ = adapt_encoders(routes, encoder, None, loss=args.adapt_encoder)
         with tempfile.TemporaryDirectory(prefix="semroute-new-routes-") as folder:
-            build_index(routes, encoder, Path(folder))
-            stage = SemanticStage(routes, load_index(Path(folder)), encoder)
+            build_index(routes, seed_encoder, Path(folder))
+            stage = SemanticStage(routes, load_index(Path(folder)), seed_encoder)
             results = stage.score_many([text for text, _ in tests])
             stage.close()
         names = stage.index.route_names
