@@ -263,6 +263,21 @@ def test_route_thresholds_lie_between_the_routes_own_quantile_and_the_global_one
     assert calibration.route_thresholds[1] < calibration.threshold
 
 
+def test_a_route_keeps_more_of_its_own_threshold_the_more_rejections_its_prompts_hold() -> None:
+    # The same tight route 0: at a low accept rate its 30 held-out scores hold many expected
+    # rejections and its own quantile is trusted; at 0.99 they hold 0.3 and the global one is.
+    train = clusters(seed=0, per_route=30, spreads=(0.05, 0.4, 0.15, 0.15))
+
+    def own_share(rate: float) -> float:
+        _, calibration = fit(*train, n_routes=ROUTES, accept_rate=rate)
+        scores = cross_validated_scores(train, calibration)
+        own = float(np.quantile(scores[train[1] == 0], 1 - rate))
+        moved = calibration.route_thresholds[0] - calibration.threshold
+        return moved / (own - calibration.threshold)
+
+    assert own_share(0.6) > 0.5 > own_share(0.99) > 0.0
+
+
 def test_route_without_held_out_prompts_inherits_the_global_threshold(
     train: tuple[np.ndarray, np.ndarray],
 ) -> None:
