@@ -328,20 +328,27 @@ def test_out_of_scope_points_get_lower_confidence_than_in_cluster_points(
     assert near.min() > 0.5 > far.max()
 
 
-def test_a_few_out_of_scope_prompts_teach_a_confidence_that_grows_with_the_in_scope_score(
+def fit_with_few_out_of_scope(
     train: tuple[np.ndarray, np.ndarray],
-) -> None:
-    """Too few to be a "none" class, they are the wrong decisions the map learns from."""
+) -> tuple[LinearModel, Calibration]:
+    """Held-out prompts of every route plus one out-of-scope prompt too few for a class."""
     vectors, labels = train
     held_x, held_y = clusters(seed=1, per_route=10)
     few = classifier.MIN_NONE_EXAMPLES - 1
-    model, calibration = fit(
+    return fit(
         vectors,
         labels,
         ROUTES,
         np.vstack([held_x, far_points(seed=2, count=few)]),
         [int(label) for label in held_y] + [None] * few,
     )
+
+
+def test_a_few_out_of_scope_prompts_teach_a_confidence_that_grows_with_the_in_scope_score(
+    train: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Too few to be a "none" class, they are the wrong decisions the map learns from."""
+    model, calibration = fit_with_few_out_of_scope(train)
     scores = np.linspace(-6.0, 6.0, 200)
 
     confidence = calibration.confidence(scores, np.full(200, 0.9))
@@ -461,16 +468,7 @@ def test_enough_out_of_scope_prompts_become_a_none_class_that_claims_far_points(
 def test_a_few_out_of_scope_prompts_only_teach_the_confidence(
     train: tuple[np.ndarray, np.ndarray],
 ) -> None:
-    vectors, labels = train
-    held_x, held_y = clusters(seed=1, per_route=10)
-    few = classifier.MIN_NONE_EXAMPLES - 1
-    model, _ = fit(
-        vectors,
-        labels,
-        ROUTES,
-        np.vstack([held_x, far_points(seed=2, count=few)]),
-        [int(label) for label in held_y] + [None] * few,
-    )
+    model, _ = fit_with_few_out_of_scope(train)
 
     assert not model.has_none and model.weights.shape == (DIM, ROUTES)
 
