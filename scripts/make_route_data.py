@@ -28,6 +28,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
+import yaml
+
+from service.config.dedup import normalise
 from service.encoding.encoder import clip_for_embedding
 
 ROUTES = (
@@ -216,6 +219,20 @@ def keyboard_mash(count: int, seed: int = 12) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def taken_texts(routes: Path) -> set[str]:
+    """The texts the route files and the written rows already hold, normalised as the build
+    compares utterances: a pool row equal to one of them would be refused as a duplicate."""
+    texts: list[str] = []
+    for path in sorted(routes.glob("*.yaml")):
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if isinstance(document, dict) and isinstance(document.get("utterances"), list):
+            texts += [text for text in document["utterances"] if isinstance(text, str)]
+    for path in sorted((routes / "data" / "written").glob("*.jsonl")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        texts += [json.loads(line)["text"] for line in lines if line.strip()]
+    return {normalise(text) for text in texts}
+
+
 def _row(row: dict, label: str) -> dict:
     return {
         "text": clip_for_embedding(row["text"].strip(), MAX_CHARS - 3),
@@ -262,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         known = {_normal(row["text"]) for row in pool}
         pool += [row for row in extra if _normal(row["text"]) not in known]
+    taken = taken_texts(args.routes)
+    pool = [row for row in pool if normalise(row["text"]) not in taken]
     data = args.routes / "data"
     data.mkdir(parents=True, exist_ok=True)
     for route in ROUTES:

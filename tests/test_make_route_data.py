@@ -91,3 +91,28 @@ def test_an_mmlu_folder_without_its_files_is_refused_by_name(tmp_path: Path) -> 
     assert result.returncode == 2
     assert f"cannot read the MMLU folder {missing}" in result.stderr
     assert not (routes / "data" / "knowledge.jsonl").exists()
+
+
+def test_pool_rows_that_a_route_file_or_written_row_already_holds_are_left_out(
+    tmp_path: Path,
+) -> None:
+    """The build refuses an utterance listed twice; the pool must not add a second copy."""
+    routes, pool = routes_folder(tmp_path)
+    (routes / "chitchat.yaml").write_text(
+        "description: small talk\nmodel: openai/gpt-4.1-nano\nutterances:\n  - What is 1 plus 1?\n",
+        encoding="utf-8",
+    )
+    (routes / "data" / "written").mkdir(parents=True)
+    (routes / "data" / "written" / "knowledge.jsonl").write_text(
+        json.dumps({"text": "who wrote  BOOK number 2?", "label": "knowledge"}) + "\n",
+        encoding="utf-8",
+    )
+
+    result = run("--pool", pool, "--routes", routes, "--per-route", "50")
+
+    assert result.returncode == 0, result.stderr
+    math = {row["text"] for row in read(routes / "data" / "math.jsonl")}
+    knowledge = [row["text"] for row in read(routes / "data" / "knowledge.jsonl")]
+    assert "What is 1 plus 1?" not in math and "What is 2 plus 2?" in math
+    assert knowledge.count("who wrote  BOOK number 2?") == 1
+    assert "Who wrote book number 2?" not in knowledge and "Who wrote book number 3?" in knowledge
