@@ -52,10 +52,6 @@ def _key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def _normal(text: str) -> str:
-    return " ".join(text.split()).casefold()
-
-
 def source_name(source: str) -> str:
     """A pool row's source without its commit and file (BIG-bench: the task)."""
     if source.startswith("pypi:bigbench"):
@@ -160,9 +156,9 @@ def mmlu_rows(folder: Path) -> list[dict]:
                 if prompt in banned:
                     continue
                 text = prompt.removesuffix("Answer:").strip()
-                if _normal(text) in seen:  # a few questions sit in two subjects
+                if normalise(text) in seen:  # a few questions sit in two subjects
                     continue
-                seen.add(_normal(text))
+                seen.add(normalise(text))
                 rows.append(
                     {
                         "text": text,
@@ -277,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"cannot read the MMLU folder {args.mmlu}: no responses/mmlu_*.csv", file=sys.stderr
             )
             return 2
-        known = {_normal(row["text"]) for row in pool}
-        pool += [row for row in extra if _normal(row["text"]) not in known]
+        known = {normalise(row["text"]) for row in pool}
+        pool += [row for row in extra if normalise(row["text"]) not in known]
     taken = taken_texts(args.routes)
     pool = [row for row in pool if normalise(row["text"]) not in taken]
     data = args.routes / "data"
