@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         texts = [text for _, text in mash]
         verdicts = stage.score_many(texts)
         # The "no route" class alone: the same vectors, without the spelling check.
-        by_class = stage.score_vectors(encoder.encode(texts), texts)
+        by_class = stage.score_vectors(encoder.encode(texts), texts=texts)
         caught: Counter[str] = Counter()
         by_spelling: Counter[str] = Counter()
         classified: Counter[str] = Counter()
