@@ -23,7 +23,8 @@ from service.config.routes import load_route_set
 from service.config.settings import WIDE_MODEL, Settings
 from service.encoding.e5 import E5Encoder, clip_to_tokens
 from service.encoding.encoder import BaseEncoder, EncoderError
-from service.encoding.scripts import needs_wide
+from service.encoding.scripts import Reading, needs_wide, reading
+from service.index.classifier import softmax
 from service.index.store import (
     IndexCorruptError,
     IndexStaleError,
@@ -32,7 +33,7 @@ from service.index.store import (
     load_index,
     wide_rows,
 )
-from service.routing.semantic import SemanticStage
+from service.routing.semantic import BOTH_PRIMARY_SHARE, SemanticStage
 
 DATA = Path(__file__).resolve().parent / "data" / "multilingual_math.jsonl"
 # Languages of the evaluation file the default encoder was not trained on.
@@ -56,6 +57,7 @@ BENGALI_MATH = (
 )
 TELUGU_MATH = "ఒక బస్సు గంటకు 50 కిలోమీటర్ల వేగంతో ప్రయాణిస్తుంది. 4 గంటల్లో అది ఎంత దూరం ప్రయాణిస్తుంది?"
 BENGALI_RECIPE = "ডিম ছাড়া কেক বানানোর একটি রেসিপি দাও।"
+CZECH_MATH = "Vlak jede rychlostí 60 kilometrů za hodinu. Jak daleko dojede za tři hodiny?"
 
 
 def _rows() -> list[dict[str, str]]:
@@ -92,6 +94,37 @@ def test_prompts_in_covered_scripts_keep_the_fast_path(text: str) -> None:
 )
 def test_scripts_of_no_covered_language_take_the_wide_path(text: str) -> None:
     assert needs_wide(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        CZECH_MATH,
+        "Napiš mi krátkou povídku o drakovi, který se bojí létat.",  # Czech
+        "Scrie o poezie despre mare și despre vântul de toamnă.",  # Romanian
+        "Írj egy rövid verset a tengerről és a nyári szélről.",  # Hungarian
+        "Skriv en kort dikt om havet och sommarvinden, tack.",  # Swedish
+        "Andika hadithi fupi kuhusu simba na panya wadogo.",  # Swahili, ASCII only
+    ],
+)
+def test_latin_languages_the_default_encoder_lacks_are_read_by_both(text: str) -> None:
+    assert reading(text) is Reading.BOTH
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ahoj, jak se máš?",  # too few letters to tell the language
+        "Find $|9i-12|\\cdot |3+4i|$.",
+        "已知 $\\boldsymbol{a}, \\boldsymbol{b}$ 为单位向量, 且 $\\boldsymbol{a} \\cdot \\boldsymbol{b}=0$",
+        "For the given proverb in English, give a Russian one: No room to swing a cat. "
+        "choice: Негде яблоку упасть",
+        "Escribe un poema corto sobre el mar y el viento del verano.",
+        "Schreibe ein kurzes Gedicht über das Meer und den Sommerwind.",
+    ],
+)
+def test_covered_languages_and_formulae_keep_the_primary_reading(text: str) -> None:
+    assert reading(text) is Reading.PRIMARY
 
 
 # -- the encoder ---------------------------------------------------------------------------------------
@@ -211,6 +244,25 @@ def test_wide_path_routes_bengali_and_telugu_math_to_math(wide_stage: SemanticSt
     single = stage.score_prompt(TELUGU_MATH)
     assert routed == ["math", "math", "cooking"]
     assert stage.index.route_names[int(single.ranked.positions[0])] == "math"
+
+
+def test_a_latin_language_the_default_encoder_lacks_averages_both_classifiers(
+    wide_stage: SemanticStage, encoder: BaseEncoder, wide_encoder: BaseEncoder
+) -> None:
+    stage = wide_stage
+    [result] = stage.score_many([CZECH_MATH])
+    index = stage.index
+    assert index.model is not None and index.wide is not None
+    primary, _ = index.model.raw_scores(encoder.encode([CZECH_MATH]), [CZECH_MATH])
+    wide, _ = index.wide.model.raw_scores(wide_encoder.encode([CZECH_MATH]), [CZECH_MATH])
+    mixed = BOTH_PRIMARY_SHARE * softmax(primary) + (1 - BOTH_PRIMARY_SHARE) * softmax(wide)
+    routes = mixed[0, : len(index.route_names)]
+    expected = index.route_names[int(np.argmax(routes))]
+
+    assert index.route_names[int(result.ranked.positions[0])] == expected == "math"
+    # The blend, not either classifier alone, gives the ranked probabilities (no neighbour
+    # vote on the wide path).
+    assert np.allclose(result.ranked.scores, np.sort(routes / routes.sum())[::-1], atol=1e-6)
 
 
 def test_a_conversation_whose_latest_turn_is_telugu_takes_the_wide_path(

@@ -6,9 +6,9 @@ script (Bengali, Devanagari, Telugu, Tamil, Greek, Hebrew, Ethiopic...) is embed
 noise by it, and goes to the wide encoder instead (``service/encoding/e5.py``). So does
 Vietnamese, the one language of the routes' users that USE lacks and that a letter shows:
 its tone marks (Latin Extended Additional, horn letters) occur in no covered language.
-A Latin-script language USE lacks and no letter shows (Swahili) is told by a language
-identifier that ships its model (``py3langid``, about 0.06 ms per prompt), restricted to the
-covered Latin languages plus those.
+A Latin-script language USE lacks and no letter shows (Czech, Romanian, Hungarian, Swahili,
+Swedish...) is told by a language identifier that ships its model (``py3langid``, about
+0.2 ms per prompt), restricted to the covered Latin languages, Russian and those.
 
 The rule is deterministic and cheap: the script test costs microseconds, and a prompt in a
 covered non-Latin script (Chinese, Russian, Thai...) never reaches the language identifier.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_right
+from enum import Enum
 from typing import Any
 
 # Code point ranges of the scripts the primary encoder was trained on (start, end inclusive).
@@ -56,14 +57,29 @@ VIETNAMESE_SHARE = 0.05
 # Only the head of a long prompt is read: the language of a prompt shows in its first lines.
 SAMPLE_CHARS = 2000
 LANGUAGE_ID_CHARS = 500
-# Latin-script languages of the primary encoder, and those it lacks that take the wide path
-# (measured: Swahili prompts of tests/data/multilingual_math.jsonl routed 0.58 with the
-# primary encoder, 0.83 with the wide one; Indonesian 1.00 with the primary, so it stays).
+# Latin-script languages of the primary encoder, and those it lacks that take the wide path:
+# the Latin-script languages of the wide encoder's training (XLM-R's CC-100) that the
+# identifier knows. Measured: Swahili prompts of tests/data/multilingual_math.jsonl routed
+# 0.58 with the primary encoder, 0.83 with the wide one; Indonesian 1.00 with the primary,
+# so it stays; the shared pool's Romanian, Hungarian, Albanian, Croatian and Lithuanian
+# prompts: see README.md, "Languages the default encoder cannot read".
 COVERED_LATIN = ("en", "de", "es", "fr", "it", "nl", "pl", "pt", "tr", "id", "ms")
-WIDE_LATIN = ("sw",)
-# The identifier's probability a wide language needs: on the 9,957 Latin-script prompts of the
-# shared prompt pool, 0.8 flagged 4 prompts as Swahili (multi-language rows), 0.5 flagged 10.
-LANGUAGE_ID_PROBABILITY = 0.8
+WIDE_LATIN = (
+    *("cs", "sk", "sl", "hr", "bs", "sr", "ro", "hu", "sq", "lt", "lv", "et", "fi"),
+    *("sv", "da", "no", "nn", "is", "ca", "gl", "eu", "cy", "ga", "af", "tl", "az"),
+    *("uz", "sw", "ha", "so", "xh", "zu", "yo", "mg"),
+)
+# Russian joins the identifier's languages so that Cyrillic quoted in a mostly Latin prompt is
+# put down to a covered language, not to Serbian or Uzbek.
+IDENTIFIER_EXTRA = ("ru",)
+# The probability the wide languages together need (closely related ones, such as Croatian,
+# Bosnian and Serbian, share it). On the shared prompt pool's 6,896 English prompts, 0.9
+# sends one to the wide path (a romanised Sanskrit lyric), and none of its 1,409 Chinese ones.
+LANGUAGE_ID_PROBABILITY = 0.9
+# Only a prompt written in Latin letters, with enough of them to tell a language, is asked:
+# Chinese problems full of LaTeX and English formulae ("Find $|9i-12|$") are not.
+LATIN_SHARE = 0.9
+MIN_LATIN_LETTERS = 20
 _identifier: Any = None
 _identifier_lock = threading.Lock()
 
@@ -75,16 +91,34 @@ def covered(char: str) -> bool:
     return position >= 0 and code <= COVERED_RANGES[position][1]
 
 
-def needs_wide(text: str) -> bool:
-    """Whether the prompt should be embedded by the wide encoder rather than the primary.
+class Reading(Enum):
+    """Which encoders read a prompt's route."""
 
-    True when most of its letters are in scripts the primary encoder was not trained on,
-    when enough of them are Vietnamese tone-marked letters, or when a mostly Latin prompt is
-    identified as a Latin-script language the primary encoder lacks.
+    PRIMARY = "primary"
+    # A script the primary encoder was not trained on: its vector is noise, the wide one decides.
+    WIDE = "wide"
+    # A Latin-script language the primary encoder lacks: it still reads the letters (names,
+    # numbers, cognates of the languages it knows), so both encoders' route probabilities count.
+    BOTH = "both"
+
+
+def needs_wide(text: str) -> bool:
+    """Whether the prompt is embedded by the wide encoder too (``reading`` is not PRIMARY)."""
+    return reading(text) is not Reading.PRIMARY
+
+
+def reading(text: str) -> Reading:
+    """Which encoders route the prompt.
+
+    WIDE when most of its letters are in scripts the primary encoder was not trained on, or
+    enough of them are Vietnamese tone-marked letters; BOTH when a prompt in Latin letters is
+    identified as a Latin-script language the primary encoder lacks; else PRIMARY.
     """
     sample = text[:SAMPLE_CHARS]
     if sample.isascii():
-        return _wide_latin_language(sample)
+        letters = sum(char.isalpha() for char in sample)
+        wide_latin = letters >= MIN_LATIN_LETTERS and _wide_latin_language(sample)
+        return Reading.BOTH if wide_latin else Reading.PRIMARY
     letters = uncovered = vietnamese = latin = 0
     for char in sample:
         if not char.isalpha():
@@ -97,18 +131,24 @@ def needs_wide(text: str) -> bool:
         elif not covered(char):
             uncovered += 1
     if letters == 0:
-        return False
+        return Reading.PRIMARY
     if uncovered >= UNCOVERED_SHARE * letters or vietnamese >= VIETNAMESE_SHARE * letters:
-        return True
-    return latin >= UNCOVERED_SHARE * letters and _wide_latin_language(sample)
+        return Reading.WIDE
+    wide_latin = (
+        latin >= LATIN_SHARE * letters
+        and latin >= MIN_LATIN_LETTERS
+        and _wide_latin_language(sample)
+    )
+    return Reading.BOTH if wide_latin else Reading.PRIMARY
 
 
 def _wide_latin_language(sample: str) -> bool:
     """Whether a Latin-script prompt is in a language of ``WIDE_LATIN``."""
     if not any(char.isalpha() for char in sample[:LANGUAGE_ID_CHARS]):
         return False
-    language, probability = _language_identifier().classify(sample[:LANGUAGE_ID_CHARS])
-    return language in WIDE_LATIN and probability >= LANGUAGE_ID_PROBABILITY
+    ranked = _language_identifier().rank(sample[:LANGUAGE_ID_CHARS])
+    wide = sum(probability for language, probability in ranked if language in WIDE_LATIN)
+    return wide >= LANGUAGE_ID_PROBABILITY
 
 
 def load_language_identifier() -> None:
@@ -127,6 +167,6 @@ def _language_identifier() -> Any:
             from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
             identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-            identifier.set_languages([*COVERED_LATIN, *WIDE_LATIN])
+            identifier.set_languages([*COVERED_LATIN, *IDENTIFIER_EXTRA, *WIDE_LATIN])
             _identifier = identifier
     return _identifier
