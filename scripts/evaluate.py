@@ -206,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-per-source", type=int, default=150, help="with --leave-sources-out: rows per source"
     )
+    parser.add_argument(
+        "--langs", help="only the test rows of these languages (comma-separated lang codes)"
+    )
     parser.add_argument("--model", default=Settings().embedding_model, help="embedding model")
     parser.add_argument(
         "--encoder-backend",
@@ -262,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, RouteSetError, OSError, json.JSONDecodeError) as error:
         print(f"cannot evaluate: {error}", file=sys.stderr)
         return 2
+    if args.langs:
+        wanted = {lang.strip() for lang in args.langs.split(",")}
+        test = [example for example in test if example.lang in wanted]
     if not test:
         print("cannot evaluate: the test data holds no example", file=sys.stderr)
         return 2
