@@ -47,7 +47,7 @@ $(BENCH_DEPS)/.installed: scripts/bench_deps.py $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy service
+	$(BIN)/mypy service scripts
 
 install: $(STAMP)
 

@@ -157,13 +157,13 @@ def main(argv: list[str] | None = None) -> int:
                     running, conversations = targets[name]
                     batch = prompts[phase * per_phase : (phase + 1) * per_phase]
                     phase += 1
-                    cpu = cpu_seconds(running["pid"]), cpu_seconds(redis_pid)
+                    before = cpu_seconds(running["pid"]), cpu_seconds(redis_pid)
                     figure = load(
                         running["url"], batch, args.concurrency, args.seconds, client, conversations
                     )
                     requests = max(figure["requests"], 1)
-                    figure["cpu_ms"] = (cpu_seconds(running["pid"]) - cpu[0]) * 1000 / requests
-                    figure["redis_cpu_ms"] = (cpu_seconds(redis_pid) - cpu[1]) * 1000 / requests
+                    figure["cpu_ms"] = (cpu_seconds(running["pid"]) - before[0]) * 1000 / requests
+                    figure["redis_cpu_ms"] = (cpu_seconds(redis_pid) - before[1]) * 1000 / requests
                     figures[name] = figure
                 rounds.append(figures)
                 print(

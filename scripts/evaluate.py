@@ -35,6 +35,7 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ from service.encoding.encoder import load_encoder
 from service.index.store import build_index, load_index
 from service.routing.scoring import Abstain
 from service.routing.semantic import SemanticStage
-from service.tools.adaptation import adapt_encoders
+from service.tools.adaptation import AdaptedEncoder, adapt_encoders
 from service.tools.evaluation import (
     DatasetError,
     Example,
@@ -89,7 +90,7 @@ def _route_set(args: argparse.Namespace) -> RouteSet:
     return replace(route_set, calibration=held_out)
 
 
-def _scored(example: Example, result: Any, names: list[str], route_set: RouteSet) -> Scored:
+def _scored(example: Example, result: Any, names: Sequence[str], route_set: RouteSet) -> Scored:
     """One decision as the service makes it when no tie-breaker settles the prompt."""
     top = names[int(result.ranked.positions[0])] if len(result.ranked.positions) else None
     truth = route_name(example.label) if example.label is not None else None
@@ -295,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     wide_model = Settings(wide_encoder=args.wide_encoder).wide_model
     wide = load_wide_encoder(wide_model, cache_size=0, cache_dir=Settings().cache_dir)
-    wide_encoder = MemoEncoder(wide, store(wide_model)) if wide is not None else None
+    wide_encoder = MemoEncoder(wide, store(wide.model_id)) if wide is not None else None
     if args.leave_sources_out:
         folds = source_folds(test, args.leave_sources_out, args.max_per_source)
     else:
@@ -307,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     calibration_source = None
     for held_out, rows in folds:
         fold_routes = without_texts(route_set, held_out) if held_out else route_set
-        fold_encoder, fold_wide = encoder, wide_encoder
+        fold_encoder: MemoEncoder | AdaptedEncoder = encoder
+        fold_wide: MemoEncoder | AdaptedEncoder | None = wide_encoder
         if args.adapt_encoder:
             started = time.perf_counter()
             fold_encoder, fold_wide = adapt_encoders(
@@ -373,7 +375,12 @@ def main(argv: list[str] | None = None) -> int:
     args.report.write_text(json.dumps(report, indent=2), encoding="utf-8")
     if args.png:
         _plot(args.png, results, np.array([r.confidence for r in results]), args.method)
-    shown = ("overall_accuracy", "in_scope_accuracy", "top_route_accuracy", "oos_precision")
+    shown: tuple[str, ...] = (
+        "overall_accuracy",
+        "in_scope_accuracy",
+        "top_route_accuracy",
+        "oos_precision",
+    )
     shown += ("oos_recall", "oos_f1")
     shown += ("auroc", "macro_f1", "abstain_rate", "decisions_per_second")
     for key in shown:

@@ -95,6 +95,11 @@ async def run_load(
     tally = Tally()
     rng = random.Random(7)
     tasks: set[asyncio.Task[None]] = set()
+
+    def finished(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        slots.release()
+
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     rss_start = rss_warm = None
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
@@ -120,7 +125,7 @@ async def run_load(
                 one_request(client, {"prompt": prompt, "tiebreak": tiebreak}, tally)
             )
             tasks.add(task)
-            task.add_done_callback(lambda t: (tasks.discard(t), slots.release()))
+            task.add_done_callback(finished)
         if tasks:
             await asyncio.wait(tasks, timeout=60)
         elapsed = loop.time() - began
