@@ -116,3 +116,29 @@ def test_pool_rows_that_a_route_file_or_written_row_already_holds_are_left_out(
     assert "What is 1 plus 1?" not in math and "What is 2 plus 2?" in math
     assert knowledge.count("who wrote  BOOK number 2?") == 1
     assert "Who wrote book number 2?" not in knowledge and "Who wrote book number 3?" in knowledge
+
+
+def test_the_pools_unserved_rows_are_calibration_rows_only_when_asked(tmp_path: Path) -> None:
+    routes, pool = routes_folder(tmp_path)
+    unserved = [
+        pool_row(f"Is the sentiment of review {i} positive?", "none", "multiemo", split="calib")
+        for i in range(4)
+    ]
+    served = pool_row("What is 40 plus 2?", "math", "arith", split="calib")
+    with pool.open("a", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in [*unserved, served])
+
+    assert run("--pool", pool, "--routes", routes, "--mash", "3").returncode == 0
+    default = read(routes / "calibration.jsonl")
+    assert (
+        run("--pool", pool, "--routes", routes, "--mash", "3", "--calib-none", "2").returncode == 0
+    )
+    asked = read(routes / "calibration.jsonl")
+
+    # By default "none" is keyboard mash only; the served calibration row is kept either way.
+    assert [r["source"] for r in default if r["label"] == "none"] == ["generated:keyboard-mash"] * 3
+    assert served["text"] in {r["text"] for r in default} & {r["text"] for r in asked}
+    pool_none = [
+        r for r in asked if r["label"] == "none" and r["source"] != "generated:keyboard-mash"
+    ]
+    assert len(pool_none) == 2 and all("multiemo" in r["source"] for r in pool_none)
