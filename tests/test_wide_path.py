@@ -33,6 +33,7 @@ from service.index.store import (
     load_index,
     wide_rows,
 )
+from service.routing.scoring import Abstain
 from service.routing.semantic import BOTH_PRIMARY_SHARE, SemanticStage
 
 DATA = Path(__file__).resolve().parent / "data" / "multilingual_math.jsonl"
@@ -263,6 +264,21 @@ def test_a_latin_language_the_default_encoder_lacks_averages_both_classifiers(
     # The blend, not either classifier alone, gives the ranked probabilities (no neighbour
     # vote on the wide path).
     assert np.allclose(result.ranked.scores, np.sort(routes / routes.sum())[::-1], atol=1e-6)
+
+
+def test_a_prompt_spelt_as_mash_never_pays_for_the_wide_encoder(
+    wide_stage: SemanticStage, wide_encoder: BaseEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mash = "vvvvvvvvv nnnnnnn ppppp"  # held keys the language identifier puts down to a language
+    assert reading(mash) is Reading.BOTH and wide_stage.spelling.is_mash(mash)
+    embedded = count_embedded(wide_encoder, monkeypatch)
+
+    [result] = wide_stage.score_many([mash])
+    czech = "Kolik jablek zbude, když Petr sní tři z dvanácti jablek v košíku?"
+    wide_stage.score_many([czech])
+
+    assert result.abstain is Abstain.OUT_OF_SCOPE and result.confidence == 0.0
+    assert mash not in embedded and czech in embedded  # a Czech prompt still pays for it
 
 
 def test_a_conversation_whose_latest_turn_is_telugu_takes_the_wide_path(

@@ -147,7 +147,7 @@ class SemanticStage:
             return self.score_prompt(turns[0])
         vectors = np.stack([self.encoder.encode_one(turn) for turn in turns])
         wide = None
-        how = reading(turns[-1])
+        how = self.reading(turns[-1])
         if self.wide_encoder is not None and how is not Reading.PRIMARY:
             wide_turns = np.stack([self.wide_encoder.encode_one(turn) for turn in turns])
             wide = context.combine(wide_turns)[None, :]
@@ -169,6 +169,14 @@ class SemanticStage:
         """The same decisions for many prompts at once (evaluation, benchmarks)."""
         return self.score_texts(texts, self.encoder.encode(texts, batch_size=batch_size))
 
+    def reading(self, text: str) -> Reading:
+        """Which encoders route the prompt (``scripts.reading``). A prompt spelt as mash goes
+        out of scope whatever its vectors say, so it never pays for the wide encoder: the
+        language identifier puts some of it (16 of 200 held-key strings) down to a language."""
+        if self.wide_encoder is None or self.spelling.is_mash(text):
+            return Reading.PRIMARY
+        return reading(text)
+
     def judge_spelling(self, text: str, result: SemanticResult) -> SemanticResult:
         """Out of scope, with no confidence in any route, when the prompt is spelt as mash.
 
@@ -186,7 +194,7 @@ class SemanticStage:
         wide_encoder = self.wide_encoder
         results: dict[int, SemanticResult] = {}
         if wide_encoder is not None:
-            readings = [reading(text) for text in texts]
+            readings = [self.reading(text) for text in texts]
             for how in (Reading.WIDE, Reading.BOTH):
                 rows = [row for row, read in enumerate(readings) if read is how]
                 if not rows:
