@@ -8,7 +8,8 @@ Vietnamese, the one language of the routes' users that USE lacks and that a lett
 its tone marks (Latin Extended Additional, horn letters) occur in no covered language.
 A Latin-script language USE lacks and no letter shows (Czech, Romanian, Hungarian, Swahili,
 Swedish...) is told by a language identifier that ships its model (``py3langid``, about
-0.2 ms per prompt), restricted to the covered Latin languages, Russian and those.
+0.2 ms per prompt), restricted to the covered Latin languages, Russian and those; the primary
+encoder still reads its letters, so such a prompt is read by both (``Reading.BOTH``).
 
 The rule is deterministic and cheap: the script test costs microseconds, and a prompt in a
 covered non-Latin script (Chinese, Russian, Thai...) never reaches the language identifier.
