@@ -548,3 +548,28 @@ def test_evaluate_with_a_missing_test_file_exits_2_naming_it(dataset: Path) -> N
     assert "cannot evaluate" in result.stderr
     assert f"{missing}: no such file" in result.stderr
     assert not (dataset / "R.json").exists()
+
+
+def test_evaluate_routes_only_the_languages_asked_for(dataset: Path) -> None:
+    rows = [
+        {"text": "give me a recipe for banana bread", "label": "cooking", "lang": "en"},
+        {"text": "dame una receta de pan de plátano", "label": "cooking", "lang": "es"},
+        {"text": "qué ver en Tokio en un fin de semana", "label": "travel", "lang": "es"},
+        {"text": "write a regex that matches email addresses", "label": "coding", "lang": "en"},
+    ]
+    test = dataset / "languages.jsonl"
+    test.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    base = ["--train", dataset / "train.jsonl", "--test", test, "--rows-out"]
+
+    spanish = run_evaluate(
+        *base, dataset / "es.jsonl", "--report", dataset / "es.json", "--langs", "es"
+    )
+    none = run_evaluate(
+        *base, dataset / "de.jsonl", "--report", dataset / "de.json", "--langs", "de,fr"
+    )
+
+    assert spanish.returncode == 0, spanish.stderr
+    report = json.loads((dataset / "es.json").read_text(encoding="utf-8"))
+    routed = [json.loads(line) for line in (dataset / "es.jsonl").read_text("utf-8").splitlines()]
+    assert report["n_test"] == 2 and {row["lang"] for row in routed} == {"es"}
+    assert none.returncode == 2 and "no example" in none.stderr
