@@ -147,7 +147,8 @@ class SemanticStage:
             return self.score_prompt(turns[0])
         vectors = np.stack([self.encoder.encode_one(turn) for turn in turns])
         wide = None
-        how = self.reading(turns[-1])
+        mash = self.spelling.is_mash(turns[-1])
+        how = self.reading(turns[-1], mash)
         if self.wide_encoder is not None and how is not Reading.PRIMARY:
             wide_turns = np.stack([self.wide_encoder.encode_one(turn) for turn in turns])
             wide = context.combine(wide_turns)[None, :]
@@ -155,7 +156,7 @@ class SemanticStage:
             context.combine(vectors)[None, :], wide, [turns[-1]], _primary_share(how)
         )[0]
         # Routed by the mixed vector, but the complexity is that of the latest turn alone.
-        return self.judge_spelling(turns[-1], dataclasses.replace(result, vector=vectors[-1]))
+        return judge_spelling(dataclasses.replace(result, vector=vectors[-1]), mash)
 
     def score_prompt(self, text: str) -> SemanticResult:
         """Embed, search and score one prompt (CPU-bound; called off the event loop)."""
@@ -169,23 +170,14 @@ class SemanticStage:
         """The same decisions for many prompts at once (evaluation, benchmarks)."""
         return self.score_texts(texts, self.encoder.encode(texts, batch_size=batch_size))
 
-    def reading(self, text: str) -> Reading:
-        """Which encoders route the prompt (``scripts.reading``). A prompt spelt as mash goes
-        out of scope whatever its vectors say, so it never pays for the wide encoder: the
-        language identifier puts some of it (16 of 200 held-key strings) down to a language."""
-        if self.wide_encoder is None or self.spelling.is_mash(text):
+    def reading(self, text: str, mash: bool) -> Reading:
+        """Which encoders route the prompt (``scripts.reading``). A prompt spelt as mash
+        (``mash``, from ``spelling.is_mash``) goes out of scope whatever its vectors say, so it
+        never pays for the wide encoder: the language identifier puts some of it (16 of 200
+        held-key strings) down to a language."""
+        if self.wide_encoder is None or mash:
             return Reading.PRIMARY
         return reading(text)
-
-    def judge_spelling(self, text: str, result: SemanticResult) -> SemanticResult:
-        """Out of scope, with no confidence in any route, when the prompt is spelt as mash.
-
-        The "no route" class catches most junk from its embedding; the spelling check
-        (``gibberish.Spelling``) catches what lands near real prompts, such as held keys.
-        """
-        if not self.spelling.is_mash(text):
-            return result
-        return dataclasses.replace(result, abstain=scoring.Abstain.OUT_OF_SCOPE, confidence=0.0)
 
     def score_texts(self, texts: Sequence[str], vectors: np.ndarray) -> list[SemanticResult]:
         """Results of prompts whose primary vectors are ``vectors``: the prompts the primary
@@ -193,8 +185,9 @@ class SemanticStage:
         and every result passes the spelling check."""
         wide_encoder = self.wide_encoder
         results: dict[int, SemanticResult] = {}
+        mash = [self.spelling.is_mash(text) for text in texts]
         if wide_encoder is not None:
-            readings = [self.reading(text) for text in texts]
+            readings = [self.reading(text, spelt) for text, spelt in zip(texts, mash, strict=True)]
             for how in (Reading.WIDE, Reading.BOTH):
                 rows = [row for row, read in enumerate(readings) if read is how]
                 if not rows:
@@ -208,7 +201,7 @@ class SemanticStage:
             narrow_texts = [texts[row] for row in narrow_rows]
             scored = self.score_vectors(vectors[narrow_rows], texts=narrow_texts)
             results.update(zip(narrow_rows, scored, strict=True))
-        return [self.judge_spelling(text, results[row]) for row, text in enumerate(texts)]
+        return [judge_spelling(results[row], mash[row]) for row in range(len(texts))]
 
     def score_vectors(
         self,
@@ -226,6 +219,7 @@ class SemanticStage:
         n_routes = len(self.index.route_names)
         knn_weight = self.route_set.config.knn_weight
         model, calibration, class_vectors = self.index.model, self.index.calibration, vectors
+        primary, share = self.index.model, 0.0
         if wide is not None and self.index.wide is not None:
             model, calibration, class_vectors = (
                 self.index.wide.model,
@@ -234,17 +228,15 @@ class SemanticStage:
             )
             # The primary encoder's neighbours of a prompt it cannot read are noise.
             knn_weight = 0.0
+            share = primary_share
         if classified:
             assert model is not None and calibration is not None
             logits, features = model.raw_scores(class_vectors, texts)
             probabilities = softmax(logits)
-            primary = self.index.model
-            if primary_share > 0 and primary is not None and model is not primary:
+            if share > 0 and primary is not None:
                 # Both classifiers were fitted on the same rows: their columns match.
                 primary_logits, _ = primary.raw_scores(vectors, texts)
-                probabilities = (1 - primary_share) * probabilities + primary_share * softmax(
-                    primary_logits
-                )
+                probabilities = (1 - share) * probabilities + share * softmax(primary_logits)
             # The "none" class (when fitted) says "no route"; the routes share the rest.
             no_route = (
                 probabilities[:, n_routes]
@@ -310,6 +302,17 @@ class SemanticStage:
                 )
             )
         return results
+
+
+def judge_spelling(result: SemanticResult, mash: bool) -> SemanticResult:
+    """Out of scope, with no confidence in any route, when the prompt is spelt as mash.
+
+    The "no route" class catches most junk from its embedding; the spelling check
+    (``gibberish.Spelling``) catches what lands near real prompts, such as held keys.
+    """
+    if not mash:
+        return result
+    return dataclasses.replace(result, abstain=scoring.Abstain.OUT_OF_SCOPE, confidence=0.0)
 
 
 def _primary_share(how: Reading) -> float:
