@@ -20,7 +20,6 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -30,7 +29,7 @@ from service.encoding.encoder import load_encoder
 from service.index.store import build_index, load_index
 from service.routing.scoring import Abstain
 from service.routing.semantic import SemanticStage
-from service.tools.adaptation import adapt_encoders
+from service.tools.adaptation import AdaptedEncoder, adapt_encoders
 from service.tools.evaluation import MemoEncoder
 
 DEFAULT_LABELS = "cooking_recipe,weather_query,alarm_set,play_music"
@@ -105,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             tests += [(text, label) for text in texts[args.examples :] if text not in examples]
         routes = replace(route_set, routes=(*route_set.routes, *new_routes))
-        seed_encoder: Any = encoder
+        seed_encoder: MemoEncoder | AdaptedEncoder = encoder
         if args.adapt_encoder:
             seed_encoder, _ = adapt_encoders(routes, encoder, None, loss=args.adapt_encoder)
         with tempfile.TemporaryDirectory(prefix="semroute-new-routes-") as folder:
