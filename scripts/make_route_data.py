@@ -9,6 +9,11 @@ pool part of ``routes/calibration.jsonl`` (from its ``calib`` split), each row
 one more source (``mmlu_rows``). Hand-written rows (``routes/data/written/*.jsonl`` and the
 hand-written calibration rows, those without a ``source``) are kept as they are.
 
+Prompts gathered from public sources of everyday requests (``routes/data/gathered/*.jsonl``,
+``gathered_rows``) are taken beside the pool's picks, up to ``--gathered-per-route`` a route,
+not in competition with them: the pool is exam and benchmark prompts, and a route trained on
+those alone sends "Describe the concept of machine learning" to creative writing.
+
 Why a selection and not the whole pool: the pool is exam-heavy and uneven (one source gives
 a route 600 prompts, another 5), and every utterance costs build time. Rows are taken
 round-robin over sources, and inside a source round-robin over (language, source label),
@@ -175,6 +180,35 @@ def mmlu_rows(folder: Path) -> list[dict]:
     return rows
 
 
+GATHERED_KEYS = ("text", "source", "source_label", "lang", "suggested_route")
+
+
+def gathered_rows(folder: Path) -> list[dict]:
+    """The gathered files' rows, pool-shaped, with a ``calib`` split for about one row in five
+    (fixed by a hash of the text, as MMLU's) and the file plus source label as the balancing
+    group. A row without one of ``GATHERED_KEYS``, or naming no route, is an error naming the
+    file and line: a silently dropped row would change the routes without a trace."""
+    rows: list[dict] = []
+    for path in sorted(folder.glob("*.jsonl")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}: line {number}: not JSON ({error.msg})") from None
+            missing = [key for key in GATHERED_KEYS if not isinstance(row.get(key), str)]
+            if missing:
+                raise ValueError(f"{path}: line {number}: no {', '.join(missing)}")
+            if row["suggested_route"] not in ROUTES:
+                raise ValueError(
+                    f"{path}: line {number}: {row['suggested_route']!r} is not a default route"
+                )
+            split = "calib" if int(_key(normalise(row["text"])), 16) % 5 == 0 else "train"
+            rows.append({**row, "group": f"{path.stem}/{row['source_label']}", "split": split})
+    return rows
+
+
 def _interleave(groups: list[list[dict]]) -> list[dict]:
     out: list[dict] = []
     for position in range(max(len(group) for group in groups)):
@@ -256,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
         help="RouteLLM's MMLU folder (responses/mmlu_<subject>.csv): exam questions by subject",
     )
     parser.add_argument("--per-route", type=int, default=200, help="pool utterances per route")
+    parser.add_argument(
+        "--gathered-per-route",
+        type=int,
+        default=100,
+        help="utterances per route from routes/data/gathered/*.jsonl, beside the pool's",
+    )
     parser.add_argument("--calib-per-route", type=int, default=40)
     # The pool's unserved rows are all labelling tasks (sentiment, emotion, irony, toxicity)
     # and language identification: extraction's description claims labelling, and as "no
@@ -284,8 +324,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         known = {normalise(row["text"]) for row in pool}
         pool += [row for row in extra if normalise(row["text"]) not in known]
+    try:
+        gathered = gathered_rows(args.routes / "data" / "gathered")
+    except (OSError, ValueError) as error:
+        print(f"cannot read the gathered prompts: {error}", file=sys.stderr)
+        return 2
     taken = taken_texts(args.routes)
     pool = [row for row in pool if normalise(row["text"]) not in taken]
+    known = {normalise(row["text"]) for row in pool} | taken
+    gathered = [row for row in gathered if normalise(row["text"]) not in known]
     data = args.routes / "data"
     data.mkdir(parents=True, exist_ok=True)
     for route in ROUTES:
@@ -297,8 +344,12 @@ def main(argv: list[str] | None = None) -> int:
             else []
         )
         chosen = [_row(r, route) for r in balanced(rows, args.per_route)]
-        count = _write(data / f"{route}.jsonl", [*chosen, *extra])
-        print(f"{route:<17} {count:>4} utterances ({len(extra)} hand-written)")
+        everyday = [r for r in gathered if r["suggested_route"] == route and r["split"] == "train"]
+        picked = [_row(r, route) for r in balanced(everyday, args.gathered_per_route)]
+        count = _write(data / f"{route}.jsonl", [*chosen, *picked, *extra])
+        print(
+            f"{route:<17} {count:>4} utterances ({len(picked)} gathered, {len(extra)} hand-written)"
+        )
 
     calibration_path = args.routes / "calibration.jsonl"
     kept = [
@@ -308,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     calib: list[dict] = []
     for route in (*ROUTES, "none"):
-        rows = [r for r in pool if r["suggested_route"] == route and r["split"] == "calib"]
+        rows = [
+            r for r in (*pool, *gathered) if r["suggested_route"] == route and r["split"] == "calib"
+        ]
         count = args.calib_none if route == "none" else args.calib_per_route
         calib.extend(_row(r, route) for r in balanced(rows, count))
     mash = [

@@ -142,3 +142,63 @@ def test_the_pools_unserved_rows_are_calibration_rows_only_when_asked(tmp_path: 
         r for r in asked if r["label"] == "none" and r["source"] != "generated:keyboard-mash"
     ]
     assert len(pool_none) == 2 and all("multiemo" in r["source"] for r in pool_none)
+
+
+def gathered_row(text: str, route: str, label: str) -> dict:
+    return {
+        "text": text,
+        "source": "owner/dataset@0000:questions.jsonl",
+        "source_label": label,
+        "lang": "en",
+        "suggested_route": route,
+    }
+
+
+def test_gathered_prompts_join_their_route_beside_the_pools_picks(tmp_path: Path) -> None:
+    routes, pool = routes_folder(tmp_path)
+    (routes / "data" / "gathered").mkdir(parents=True)
+    rows = [gathered_row(f"Why is sky number {i} blue?", "knowledge", "open") for i in range(20)]
+    rows.append(gathered_row("Who wrote book number 3?", "knowledge", "open"))  # in the pool
+    (routes / "data" / "gathered" / "everyday.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8"
+    )
+
+    result = run(
+        "--pool", pool, "--routes", routes, "--per-route", "3", "--gathered-per-route", "5"
+    )
+
+    assert result.returncode == 0, result.stderr
+    knowledge = read(routes / "data" / "knowledge.jsonl")
+    everyday = [r for r in knowledge if r["source"].startswith("owner/dataset")]
+    # the pool's cap and the gathered cap are separate: three pool rows, five gathered
+    assert len(knowledge) - len(everyday) == 3 and len(everyday) == 5
+    assert all(r["text"].startswith("Why is sky number") for r in everyday)
+    calibration = read(routes / "calibration.jsonl")
+    gathered_calibration = {r["text"] for r in calibration if r["source"].startswith("owner/")}
+    # about one row in five is held for calibration, never also an utterance
+    assert gathered_calibration and not gathered_calibration & {r["text"] for r in everyday}
+
+
+def test_a_malformed_gathered_file_is_named_with_its_line_and_nothing_is_written(
+    tmp_path: Path,
+) -> None:
+    routes, pool = routes_folder(tmp_path)
+    (routes / "data" / "gathered").mkdir(parents=True)
+    bad = routes / "data" / "gathered" / "everyday.jsonl"
+    bad.write_text(
+        json.dumps(gathered_row("Why is the sky blue?", "knowledge", "open"))
+        + "\n"
+        + json.dumps(gathered_row("Cook me dinner", "cooking", "open"))
+        + "\n",
+        encoding="utf-8",
+    )
+
+    result = run("--pool", pool, "--routes", routes)
+
+    assert result.returncode == 2
+    assert f"{bad}: line 2: 'cooking' is not a default route" in result.stderr
+    assert not (routes / "data" / "knowledge.jsonl").exists()
+    bad.write_text('{"text": "no source"}\n', encoding="utf-8")
+    result = run("--pool", pool, "--routes", routes)
+    assert result.returncode == 2
+    assert f"{bad}: line 1: no source, source_label, lang, suggested_route" in result.stderr
