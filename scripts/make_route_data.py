@@ -197,6 +197,8 @@ def gathered_rows(folder: Path) -> list[dict]:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}: line {number}: not JSON ({error.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}: line {number}: not a JSON object")
             missing = [key for key in GATHERED_KEYS if not isinstance(row.get(key), str)]
             if missing:
                 raise ValueError(f"{path}: line {number}: no {', '.join(missing)}")

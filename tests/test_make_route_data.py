@@ -202,3 +202,7 @@ def test_a_malformed_gathered_file_is_named_with_its_line_and_nothing_is_written
     result = run("--pool", pool, "--routes", routes)
     assert result.returncode == 2
     assert f"{bad}: line 1: no source, source_label, lang, suggested_route" in result.stderr
+    bad.write_text('["a list"]\n', encoding="utf-8")
+    result = run("--pool", pool, "--routes", routes)
+    assert result.returncode == 2
+    assert f"{bad}: line 1: not a JSON object" in result.stderr
