@@ -332,18 +332,22 @@ def test_every_shipped_route_has_a_description_and_at_least_30_utterances() -> N
         assert len(route.utterances) >= 30, route.name
 
 
-def test_shipped_routes_route_the_holdout_prompts_to_their_label(shipped_router: Router) -> None:
-    examples = read_examples(HOLDOUT)
-    assert {example.label for example in examples} <= set(shipped_router.route_set.names)
-
-    results = shipped_router.semantic.score_many([example.text for example in examples])
-
-    names = shipped_router.index.route_names
+def top_route_accuracy(router: Router, path: Path) -> float:
+    """The share of the file's prompts whose semantic top route is their label."""
+    examples = read_examples(path)
+    assert {example.label for example in examples} <= set(router.route_set.names)
+    results = router.semantic.score_many([example.text for example in examples])
+    names = router.index.route_names
     hits = [
         names[int(result.ranked.positions[0])] == example.label
         for example, result in zip(examples, results, strict=True)
     ]
-    accuracy = sum(hits) / len(hits)
+    return sum(hits) / len(hits)
+
+
+def test_shipped_routes_route_the_holdout_prompts_to_their_label(shipped_router: Router) -> None:
+    accuracy = top_route_accuracy(shipped_router, HOLDOUT)
+
     assert accuracy >= 0.88, f"top-route accuracy {accuracy:.3f} on {HOLDOUT.name}"
     assert shipped_router.index.calibration is not None
     assert shipped_router.index.calibration.source == "calibration"
@@ -356,16 +360,11 @@ def test_shipped_routes_route_public_benchmarks_they_never_saw(
     """GSM8K's word problems and HumanEval's stubs (tests/data/SOURCES.md) are in no route
     file: the routes trained on hand-written utterances alone sent them to math and coding
     about half and three quarters of the time."""
-    examples = read_examples(REPO_ROOT / "tests" / "data" / benchmark)
-    results = shipped_router.semantic.score_many([example.text for example in examples])
+    path = REPO_ROOT / "tests" / "data" / benchmark
 
-    names = shipped_router.index.route_names
-    hits = [
-        names[int(result.ranked.positions[0])] == example.label
-        for example, result in zip(examples, results, strict=True)
-    ]
-    accuracy = sum(hits) / len(hits)
-    assert len(examples) >= 150
+    accuracy = top_route_accuracy(shipped_router, path)
+
+    assert len(read_examples(path)) >= 150
     assert accuracy >= floor, f"top-route accuracy {accuracy:.3f} on {benchmark}"
 
 
