@@ -57,6 +57,12 @@ def _key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def _split(text: str) -> str:
+    """``calib`` for about one text in five, fixed by a hash of the normalised text, else
+    ``train``: the split of rows that come without the pool's own."""
+    return "calib" if int(_key(normalise(text)), 16) % 5 == 0 else "train"
+
+
 def source_name(source: str) -> str:
     """A pool row's source without its commit and file (BIG-bench: the task)."""
     if source.startswith("pypi:bigbench"):
@@ -172,9 +178,7 @@ def mmlu_rows(folder: Path) -> list[dict]:
                         "lang": "en",
                         "suggested_route": MMLU_ROUTES.get(subject, "knowledge"),
                         "group": "mmlu/" + MMLU_CATEGORY.get(subject, "other"),
-                        "split": "calib"
-                        if int(_key(" ".join(text.split()).casefold()), 16) % 5 == 0
-                        else "train",
+                        "split": _split(text),
                     }
                 )
     return rows
@@ -184,9 +188,8 @@ GATHERED_KEYS = ("text", "source", "source_label", "lang", "suggested_route")
 
 
 def gathered_rows(folder: Path) -> list[dict]:
-    """The gathered files' rows, pool-shaped, with a ``calib`` split for about one row in five
-    (fixed by a hash of the text, as MMLU's) and the file plus source label as the balancing
-    group. A row without one of ``GATHERED_KEYS``, or naming no route, is an error naming the
+    """The gathered files' rows, pool-shaped, with a split (``_split``, as MMLU's) and the
+    file plus source label as the balancing group. A row without one of ``GATHERED_KEYS``, or naming no route, is an error naming the
     file and line: a silently dropped row would change the routes without a trace."""
     rows: list[dict] = []
     for path in sorted(folder.glob("*.jsonl")):
@@ -206,8 +209,8 @@ def gathered_rows(folder: Path) -> list[dict]:
                 raise ValueError(
                     f"{path}: line {number}: {row['suggested_route']!r} is not a default route"
                 )
-            split = "calib" if int(_key(normalise(row["text"])), 16) % 5 == 0 else "train"
-            rows.append({**row, "group": f"{path.stem}/{row['source_label']}", "split": split})
+            group = f"{path.stem}/{row['source_label']}"
+            rows.append({**row, "group": group, "split": _split(row["text"])})
     return rows
 
 

@@ -188,14 +188,22 @@ class SemanticStage:
         mash = [self.spelling.is_mash(text) for text in texts]
         if wide_encoder is not None:
             readings = [self.reading(text, spelt) for text, spelt in zip(texts, mash, strict=True)]
-            for how in (Reading.WIDE, Reading.BOTH):
-                rows = [row for row, read in enumerate(readings) if read is how]
-                if not rows:
-                    continue
-                wide_texts = [texts[row] for row in rows]
-                wide = wide_encoder.encode_cached(wide_texts)
-                scored = self.score_vectors(vectors[rows], wide, wide_texts, _primary_share(how))
-                results.update(zip(rows, scored, strict=True))
+            wide_rows = [row for row, read in enumerate(readings) if read is not Reading.PRIMARY]
+            if wide_rows:
+                # One wide-encoder call for every prompt it reads, then scored by reading.
+                wide = wide_encoder.encode_cached([texts[row] for row in wide_rows])
+                for how in (Reading.WIDE, Reading.BOTH):
+                    picked = [i for i, row in enumerate(wide_rows) if readings[row] is how]
+                    if not picked:
+                        continue
+                    rows = [wide_rows[i] for i in picked]
+                    scored = self.score_vectors(
+                        vectors[rows],
+                        wide[picked],
+                        [texts[row] for row in rows],
+                        _primary_share(how),
+                    )
+                    results.update(zip(rows, scored, strict=True))
         narrow_rows = [row for row in range(len(texts)) if row not in results]
         if narrow_rows:
             narrow_texts = [texts[row] for row in narrow_rows]
@@ -219,7 +227,7 @@ class SemanticStage:
         n_routes = len(self.index.route_names)
         knn_weight = self.route_set.config.knn_weight
         model, calibration, class_vectors = self.index.model, self.index.calibration, vectors
-        primary, share = self.index.model, 0.0
+        share = 0.0
         if wide is not None and self.index.wide is not None:
             model, calibration, class_vectors = (
                 self.index.wide.model,
@@ -233,9 +241,9 @@ class SemanticStage:
             assert model is not None and calibration is not None
             logits, features = model.raw_scores(class_vectors, texts)
             probabilities = softmax(logits)
-            if share > 0 and primary is not None:
+            if share > 0 and self.index.model is not None:
                 # Both classifiers were fitted on the same rows: their columns match.
-                primary_logits, _ = primary.raw_scores(vectors, texts)
+                primary_logits, _ = self.index.model.raw_scores(vectors, texts)
                 probabilities = (1 - share) * probabilities + share * softmax(primary_logits)
             # The "none" class (when fitted) says "no route"; the routes share the rest.
             no_route = (
