@@ -51,6 +51,19 @@ def test_a_prompt_gets_the_same_vector_alone_and_among_others(encoder: BaseEncod
     np.testing.assert_array_equal(alone, batched)
 
 
+def test_a_long_prompt_read_on_every_core_gets_the_vector_it_gets_in_a_batch(
+    encoder: BaseEncoder,
+) -> None:
+    # Alone, a long prompt runs on the session with one thread per core; in a batch, on a
+    # single-threaded one. The index was built the second way, so the two must agree.
+    prompt = "Summarise these notes in three bullet points: " + "the rollout slipped a week. " * 40
+    assert len(prompt) >= encoder_module.USE_LONG_CHARS
+    alone = encoder.encode([prompt])[0]
+    batched = encoder.encode(["hello", "a much longer prompt " * 20, prompt, "bye"])[2]
+
+    np.testing.assert_allclose(alone, batched, atol=1e-5)
+
+
 def test_a_graph_that_does_not_match_its_pinned_sha256_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -116,6 +116,10 @@ class SemanticStage:
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="semroute-encode", initializer=single_threaded_math
         )
+        # The wide encoder's passes, beside the primary encoder's on the other core.
+        self._wide_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="semroute-wide", initializer=single_threaded_math
+        )
         # Concurrent single-prompt decisions share one encoder call (service/encoding/batching.py).
         self.batcher: MicroBatcher[str, SemanticResult] = MicroBatcher(
             self.score_batch, self._executor, batching.max_batch, batching.max_wait_ms
@@ -124,6 +128,7 @@ class SemanticStage:
     def close(self) -> None:
         self.batcher.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._wide_executor.shutdown(wait=False, cancel_futures=True)
 
     async def match(self, text: str, turns: list[str]) -> SemanticResult:
         """The result for a request, computed off the event loop.
@@ -160,15 +165,17 @@ class SemanticStage:
 
     def score_prompt(self, text: str) -> SemanticResult:
         """Embed, search and score one prompt (CPU-bound; called off the event loop)."""
-        return self.score_texts([text], self.encoder.encode_one(text)[None, :])[0]
+        return self.score_texts([text], lambda texts: self.encoder.encode_one(texts[0])[None, :])[0]
 
     def score_batch(self, texts: list[str]) -> list[SemanticResult]:
         """Decisions for the prompts of one micro-batch: one encoder call, cached prompts skipped."""
-        return self.score_texts(texts, self.encoder.encode_cached(texts))
+        return self.score_texts(texts, self.encoder.encode_cached)
 
     def score_many(self, texts: list[str], batch_size: int = 128) -> list[SemanticResult]:
         """The same decisions for many prompts at once (evaluation, benchmarks)."""
-        return self.score_texts(texts, self.encoder.encode(texts, batch_size=batch_size))
+        return self.score_texts(
+            texts, lambda rows: self.encoder.encode(rows, batch_size=batch_size)
+        )
 
     def reading(self, text: str, mash: bool) -> Reading:
         """Which encoders route the prompt (``scripts.reading``). A prompt spelt as mash
@@ -179,31 +186,38 @@ class SemanticStage:
             return Reading.PRIMARY
         return reading(text)
 
-    def score_texts(self, texts: Sequence[str], vectors: np.ndarray) -> list[SemanticResult]:
-        """Results of prompts whose primary vectors are ``vectors``: the prompts the primary
-        encoder cannot read are embedded by the wide encoder and scored by its classifier,
-        and every result passes the spelling check."""
-        wide_encoder = self.wide_encoder
+    def score_texts(
+        self, texts: Sequence[str], embed: Callable[[Sequence[str]], np.ndarray]
+    ) -> list[SemanticResult]:
+        """Results of prompts whose primary vectors ``embed`` computes: the prompts the
+        primary encoder cannot read are also embedded by the wide encoder, on its own thread
+        while ``embed`` runs (one prompt's latency is then the slower encoder's, not their
+        sum), and scored by its classifier; every result passes the spelling check."""
         results: dict[int, SemanticResult] = {}
         mash = [self.spelling.is_mash(text) for text in texts]
-        if wide_encoder is not None:
-            readings = [self.reading(text, spelt) for text, spelt in zip(texts, mash, strict=True)]
-            wide_rows = [row for row, read in enumerate(readings) if read is not Reading.PRIMARY]
-            if wide_rows:
-                # One wide-encoder call for every prompt it reads, then scored by reading.
-                wide = wide_encoder.encode_cached([texts[row] for row in wide_rows])
-                for how in (Reading.WIDE, Reading.BOTH):
-                    picked = [i for i, row in enumerate(wide_rows) if readings[row] is how]
-                    if not picked:
-                        continue
-                    rows = [wide_rows[i] for i in picked]
-                    scored = self.score_vectors(
-                        vectors[rows],
-                        wide[picked],
-                        [texts[row] for row in rows],
-                        _primary_share(how),
-                    )
-                    results.update(zip(rows, scored, strict=True))
+        readings = [self.reading(text, spelt) for text, spelt in zip(texts, mash, strict=True)]
+        wide_rows = [row for row, read in enumerate(readings) if read is not Reading.PRIMARY]
+        pending = None
+        if wide_rows and self.wide_encoder is not None:
+            # One wide-encoder call for every prompt it reads, then scored by reading.
+            pending = self._wide_executor.submit(
+                self.wide_encoder.encode_cached, [texts[row] for row in wide_rows]
+            )
+        vectors = embed(texts)
+        if pending is not None:
+            wide = pending.result()
+            for how in (Reading.WIDE, Reading.BOTH):
+                picked = [i for i, row in enumerate(wide_rows) if readings[row] is how]
+                if not picked:
+                    continue
+                rows = [wide_rows[i] for i in picked]
+                scored = self.score_vectors(
+                    vectors[rows],
+                    wide[picked],
+                    [texts[row] for row in rows],
+                    _primary_share(how),
+                )
+                results.update(zip(rows, scored, strict=True))
         narrow_rows = [row for row in range(len(texts)) if row not in results]
         if narrow_rows:
             narrow_texts = [texts[row] for row in narrow_rows]
