@@ -7,6 +7,7 @@ cluster.
 
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -556,6 +557,7 @@ def test_lexical_model_round_trips_through_npz_and_a_wrong_shape_is_refused() ->
     probe_x, _, probe_texts = worded(seed=5, per_route=2)
 
     assert restored.lexical_weight == model.lexical_weight
+    assert restored.lexical_systems == model.lexical_systems == ("LATIN",)
     np.testing.assert_allclose(
         restored.raw_scores(probe_x, probe_texts)[0], model.raw_scores(probe_x, probe_texts)[0]
     )
@@ -587,3 +589,20 @@ def test_words_never_argue_against_a_route_of_a_few_examples_or_the_none_class()
     best_known = lexical_logits[:, :3].max(axis=1)
     assert (lexical_logits[:, 3] >= best_known - 1e-6).all()
     assert (lexical_logits[:, ROUTES] >= best_known - 1e-6).all()
+
+
+def test_words_of_a_writing_system_seen_in_one_route_do_not_pull_its_prompts_there() -> None:
+    vectors, labels, texts = worded(seed=0, per_route=30)
+    # Every Cyrillic row is route 2's: its letters would stand for route 2.
+    russian = labels == 2
+    texts = [
+        f"рецепт духовка {text}" if r else text for text, r in zip(texts, russian, strict=True)
+    ]
+
+    model, _ = fit(vectors, labels, ROUTES, texts=texts)
+    prompt = ["рецепт в духовке очень вкусный, alarm"]  # one of route 0's words
+    ungated = replace(model, lexical_systems=None)
+
+    assert model.lexical_systems == ("LATIN",)
+    assert model.lexical_logits(prompt)[0, :ROUTES].argmax() == 0
+    assert ungated.lexical_logits(prompt)[0, :ROUTES].argmax() == 2

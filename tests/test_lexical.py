@@ -54,3 +54,30 @@ def test_only_the_opening_of_a_very_long_prompt_is_read() -> None:
         lexical.features(opening[: lexical.MAX_CHARS] + "zzz qqq"),
         lexical.features(opening[: lexical.MAX_CHARS] + "different tail entirely"),
     )
+
+
+def test_a_prompt_is_put_down_to_the_writing_system_of_most_of_its_letters() -> None:
+    assert lexical.writing_system("sort a list in Python") == "LATIN"
+    assert lexical.writing_system("자바에서 HashMap을 정렬하는 방법") == "HANGUL"
+    assert lexical.writing_system("Найдите сумму первых 100 чисел") == "CYRILLIC"
+    assert lexical.writing_system("求函数的极值") == "CJK"
+    # Japanese is told by its kana, even when most of its letters are Han characters.
+    assert lexical.writing_system("三角形の内角の和を証明せよ") == "KANA"
+    assert lexical.writing_system("12 + 30 = ?") == ""
+
+
+def test_a_system_seen_in_few_routes_is_not_read_and_its_prompts_keep_their_other_signs() -> None:
+    texts = ["sort a list", "bake a cake", "solve 2x = 4", "hello there"] * 5
+    labels = [0, 1, 2, 3] * 5
+    texts += ["안녕하세요 반가워요"] * 30  # Korean rows, all small talk
+    labels += [3] * 30
+
+    systems = lexical.covered_systems(texts, labels, n_routes=4)
+
+    assert systems == ("LATIN",)
+    # A Korean coding question keeps its Latin name and its symbols, not its Korean words.
+    assert lexical.readable("자바에서 HashMap을 정렬하는 방법", systems).split() == ["HashMap"]
+    assert lexical.readable("Найдите 100 + 23", systems).split() == ["100", "+", "23"]
+    assert lexical.readable("sort a list", systems) == "sort a list"
+    # "none" rows (labels at n_routes) do not make a system known.
+    assert lexical.covered_systems(["Привет мир"] * 40, [4] * 40, n_routes=4) == ()

@@ -17,6 +17,7 @@ import itertools
 import re
 import unicodedata
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,11 @@ BUCKETS = 1 << 15
 CHAR_SIZES = (2, 3, 4)
 # A long prompt's opening says what it asks; beyond this its n-grams add time, not signal.
 MAX_CHARS = 600
+# A writing system whose rows are mostly one route's gets no lexical say: its letters would
+# stand for that route.
+DOMINANT_SHARE = 0.75
+# Japanese mixes kana with Han characters; this share of kana among the letters marks it.
+KANA_SHARE = 0.1
 _WORD = re.compile(r"\w+")
 _SPACE = re.compile(r"\s+")
 
@@ -74,11 +80,84 @@ def matrix(texts: Sequence[str], buckets: int = BUCKETS) -> Any:
     return sparse_rows(rows, values, buckets)
 
 
-def scores(texts: Sequence[str], weights: np.ndarray) -> np.ndarray:
-    """Linear scores (n, columns) of ``weights`` (buckets, columns) over the texts' features."""
+def scores(
+    texts: Sequence[str], weights: np.ndarray, systems: tuple[str, ...] | None = None
+) -> np.ndarray:
+    """Linear scores (n, columns) of ``weights`` (buckets, columns) over the texts' features.
+
+    With ``systems`` (``covered_systems``), a prompt in another writing system is scored on
+    what ``readable`` keeps of it, weighed as one part of the whole prompt: a few kept signs
+    of a long prompt say little, and must not speak as loud as a whole prompt would.
+    """
     out = np.zeros((len(texts), weights.shape[1]), dtype=np.float32)
     for row, text in enumerate(texts):
         ids = features(text, weights.shape[0])
-        if len(ids):
-            out[row] = weights[ids].sum(axis=0) / np.sqrt(len(ids))
+        if not len(ids):
+            continue
+        if systems is not None and writing_system(text) not in systems:
+            ids_read = features(readable(text, systems), weights.shape[0])
+        else:
+            ids_read = ids
+        out[row] = weights[ids_read].sum(axis=0) / np.sqrt(len(ids))
     return out
+
+
+def writing_system(text: str) -> str:
+    """The script most of the prompt's letters are written in, by its Unicode name ("LATIN",
+    "CYRILLIC", "HANGUL", "CJK" for Han characters...), "KANA" for Japanese, whose kana mark
+    it among Han characters, and "" for a prompt without letters."""
+    sample = text[:MAX_CHARS]
+    if sample.isascii():
+        return "LATIN" if any(char.isalpha() for char in sample) else ""
+    counts = Counter(_system(char) for char in sample if char.isalpha())
+    if not counts:
+        return ""
+    kana = counts.pop("KANA", 0)
+    if kana >= KANA_SHARE * (kana + sum(counts.values())):
+        return "KANA"
+    return counts.most_common(1)[0][0] if counts else "KANA"
+
+
+def readable(text: str, systems: tuple[str, ...]) -> str:
+    """``text`` as a lexical model that knows the writing ``systems`` reads it: a prompt in
+    another system keeps its digits, symbols and the letters of known systems (a product or
+    function name in Latin letters), and loses the rest, which would only say its language."""
+    if writing_system(text) in systems:
+        return text
+    return "".join(
+        char if not _lettered(char) or _system(char) in systems else " "
+        for char in text[:MAX_CHARS]
+    )
+
+
+def _lettered(char: str) -> bool:
+    """A letter, or a mark written on one (the vowel signs of Indic scripts)."""
+    return char.isalpha() or unicodedata.category(char).startswith("M")
+
+
+def _system(letter: str) -> str:
+    """The writing system of one letter, by the first word of its Unicode name."""
+    system = unicodedata.name(letter, "?").split(" ", 1)[0]
+    return "KANA" if system in ("HIRAGANA", "KATAKANA") else system
+
+
+def covered_systems(texts: Sequence[str], labels: Sequence[int], n_routes: int) -> tuple[str, ...]:
+    """The writing systems the lexical model may read: those whose in-scope rows are not
+    mostly (``DOMINANT_SHARE``) one route's (labels at or above ``n_routes`` are "none").
+
+    Why: the routes' rows in a language are often the few kinds of task its public sources
+    hold (the shared prompt pool's Korean is small talk, its Hindi reading comprehension),
+    and the lexical model then learns the letters as the task: Korean requests of every
+    kind went to chitchat. The embedding, trained across languages, decides such prompts.
+    """
+    seen: dict[str, Counter[int]] = {}
+    for text, label in zip(texts, labels, strict=True):
+        if label < n_routes:
+            seen.setdefault(writing_system(text), Counter())[label] += 1
+    return tuple(
+        sorted(
+            system
+            for system, routes in seen.items()
+            if system and max(routes.values()) < DOMINANT_SHARE * sum(routes.values())
+        )
+    )

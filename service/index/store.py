@@ -39,7 +39,7 @@ from service.index.quality import QualityModel
 from service.index.route_map import RouteMap
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 4  # 3: the route map; 4: the classifier's lexical model
+FORMAT_VERSION = 5  # 3: the route map; 4: the classifier's lexical model; 5: its writing systems
 BUILD_COMMAND = "python scripts/build_index.py"
 T = TypeVar("T")
 

@@ -174,7 +174,7 @@ class SemanticStage:
     def score_many(self, texts: list[str], batch_size: int = 128) -> list[SemanticResult]:
         """The same decisions for many prompts at once (evaluation, benchmarks)."""
         return self.score_texts(
-            texts, lambda rows: self.encoder.encode(rows, batch_size=batch_size)
+            texts, lambda rows: self.encoder.encode(list(rows), batch_size=batch_size)
         )
 
     def reading(self, text: str, mash: bool) -> Reading:
