@@ -118,11 +118,9 @@ class LinearModel:
         """The lexical model's logits (n, columns), routes with few rows raised as described
         at ``MIN_LEXICAL_EXAMPLES``."""
         assert self.lexical_weights is not None and self.lexical_bias is not None
-        logits = lexical.scores(texts, self.lexical_weights, self.lexical_systems)
-        read = np.ones(len(texts), dtype=bool)
-        if self.lexical_systems is not None:
-            read = np.array([lexical.writing_system(t) in self.lexical_systems for t in texts])
-        logits = logits + np.where(read[:, None], self.lexical_bias, 0.0)
+        logits = lexical.scores(
+            texts, self.lexical_weights, self.lexical_bias, self.lexical_systems
+        )
         known = (
             self.lexical_known
             if self.lexical_known is not None

@@ -81,24 +81,30 @@ def matrix(texts: Sequence[str], buckets: int = BUCKETS) -> Any:
 
 
 def scores(
-    texts: Sequence[str], weights: np.ndarray, systems: tuple[str, ...] | None = None
+    texts: Sequence[str],
+    weights: np.ndarray,
+    bias: np.ndarray | None = None,
+    systems: tuple[str, ...] | None = None,
 ) -> np.ndarray:
-    """Linear scores (n, columns) of ``weights`` (buckets, columns) over the texts' features.
+    """Linear scores (n, columns) of ``weights`` (buckets, columns) over the texts' features,
+    plus ``bias``.
 
-    With ``systems`` (``covered_systems``), a prompt in another writing system is scored on
-    what ``readable`` keeps of it, weighed as one part of the whole prompt: a few kept signs
-    of a long prompt say little, and must not speak as loud as a whole prompt would.
+    With ``systems`` (``covered_systems``), a prompt mostly written in another system is
+    scored on what ``readable`` keeps of it, weighed as one part of the whole prompt (a few
+    kept signs of a long prompt say little) and without ``bias``, the prior its letters
+    would have come with.
     """
     out = np.zeros((len(texts), weights.shape[1]), dtype=np.float32)
     for row, text in enumerate(texts):
         ids = features(text, weights.shape[0])
-        if not len(ids):
-            continue
-        if systems is not None and writing_system(text) not in systems:
-            ids_read = features(readable(text, systems), weights.shape[0])
-        else:
-            ids_read = ids
-        out[row] = weights[ids_read].sum(axis=0) / np.sqrt(len(ids))
+        read = ids
+        system = writing_system(text) if systems is not None else ""
+        if system and systems is not None and system not in systems:
+            read = features(readable(text, systems), weights.shape[0])
+        elif bias is not None:
+            out[row] = bias
+        if len(ids):
+            out[row] += weights[read].sum(axis=0) / np.sqrt(len(ids))
     return out
 
 
@@ -119,11 +125,9 @@ def writing_system(text: str) -> str:
 
 
 def readable(text: str, systems: tuple[str, ...]) -> str:
-    """``text`` as a lexical model that knows the writing ``systems`` reads it: a prompt in
-    another system keeps its digits, symbols and the letters of known systems (a product or
-    function name in Latin letters), and loses the rest, which would only say its language."""
-    if writing_system(text) in systems:
-        return text
+    """A prompt written in a system outside ``systems``, as a lexical model that knows only
+    those reads it: its digits, symbols and the letters of known systems (a product or
+    function name in Latin letters) stay; the rest, which would only say its language, goes."""
     return "".join(
         char if not _lettered(char) or _system(char) in systems else " "
         for char in text[:MAX_CHARS]
