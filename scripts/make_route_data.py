@@ -189,8 +189,9 @@ GATHERED_KEYS = ("text", "source", "source_label", "lang", "suggested_route")
 
 def gathered_rows(folder: Path) -> list[dict]:
     """The gathered files' rows, pool-shaped, with a split (``_split``, as MMLU's) and the
-    file plus source label as the balancing group. A row without one of ``GATHERED_KEYS``, or naming no route, is an error naming the
-    file and line: a silently dropped row would change the routes without a trace."""
+    file plus source label as the balancing group. A row without one of ``GATHERED_KEYS``,
+    or naming no route, is an error naming the file and line: a silently dropped row would
+    change the routes without a trace."""
     rows: list[dict] = []
     for path in sorted(folder.glob("*.jsonl")):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):

@@ -121,7 +121,7 @@ def writing_system(text: str) -> str:
     kana = counts.pop("KANA", 0)
     if kana >= KANA_SHARE * (kana + sum(counts.values())):
         return "KANA"
-    return counts.most_common(1)[0][0] if counts else "KANA"
+    return counts.most_common(1)[0][0]
 
 
 def readable(text: str, systems: tuple[str, ...]) -> str:
