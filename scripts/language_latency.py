@@ -1,4 +1,4 @@
-"""Decision latency by path: English, covered languages, and the wide path.
+"""Decision latency by path: English, prompts read by both encoders, and the wide path.
 
     python scripts/language_latency.py [--prompts tests/data/multilingual_math.jsonl]
         [--wide-max-tokens N]
@@ -6,10 +6,11 @@
 Loads routes/ and index/ as the service does (SEMROUTE_* settings, the wide encoder
 included), then times ``Router.decide`` one prompt at a time, each prompt once so the encoder
 cache never flatters a figure: English prompts of ``tests/data/default_routes_holdout.jsonl``
-(short: under 120 characters), the prompts of the file that keep the primary encoder, and
-those that take the wide path (``service/encoding/scripts.py``), with the share routed to their
-label; the wide path also by language and for its long prompts (over 250 characters). It also
-prints the wide encoder's own time on the wide prompts and their token counts.
+(short: under 120 characters), and the prompts of the file by how they are read
+(``service/encoding/scripts.py``: the primary encoder alone, both encoders, or the wide one),
+with the share routed to their label; those the wide encoder reads also by language and for
+their long prompts (over 250 characters). It also prints the wide encoder's own time on those
+prompts and their token counts.
 ``--wide-max-tokens`` overrides the wide encoder's token budget for prompts (the index keeps
 the vectors of its build). The machine is
 usually shared: compare rows of one run.
@@ -37,7 +38,7 @@ from service.encoding.e5 import (  # noqa: E402
     load_wide_encoder,
 )
 from service.encoding.encoder import load_encoder  # noqa: E402
-from service.encoding.scripts import needs_wide  # noqa: E402
+from service.encoding.scripts import Reading, reading  # noqa: E402
 from service.routing.types import RouteRequest  # noqa: E402
 from service.state.local import LocalState  # noqa: E402
 
@@ -101,11 +102,21 @@ def main(argv: list[str] | None = None) -> int:
     router = engine.router
     english = [row for row in _rows(HOLDOUT) if len(row["text"]) < 120]
     others = _rows(args.prompts)
-    wide_rows = [row for row in others if needs_wide(row["text"])]
+    read = [reading(row["text"]) for row in others]
+    wide_rows = [row for row, how in zip(others, read, strict=True) if how is not Reading.PRIMARY]
     sets = {
         "English, short (holdout)": english,
-        "covered languages (primary only)": [row for row in others if not needs_wide(row["text"])],
-        "wide path (primary + wide)": wide_rows,
+        **{
+            f"{how.value} ({title})": [
+                row for row, way in zip(others, read, strict=True) if way is how
+            ]
+            for how, title in (
+                (Reading.PRIMARY, "primary encoder alone"),
+                (Reading.BOTH, "both encoders"),
+                (Reading.WIDE, "wide encoder decides"),
+            )
+        },
+        "both or wide, together": wide_rows,
     }
 
     async def timed(rows: list[dict[str, str]]) -> tuple[list[float], list[bool]]:
@@ -142,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             wide.encode([row["text"]])
             spent.append((time.perf_counter() - started) * 1000)
-        print(_summary("wide encoder alone (wide prompts)", spent))
+        print(_summary("wide encoder alone (its prompts)", spent))
         tokens = sorted(wide.token_count(wide.clip(row["text"])) for row in wide_rows)
         print(
             f"wide tokens fed (budget {wide.max_tokens}): p50 {statistics.median(tokens):.0f}, "

@@ -8,8 +8,8 @@ or why not, unless the classifier's "no route" class wins (``Abstain.OUT_OF_SCOP
 A prompt mostly written in a script the embedding model does not cover
 (``encoding.scripts.reading``) is also embedded by the wide encoder, when one is configured,
 and the classifier fitted on that encoder's vectors decides its route; the rest of its result
-(neighbours, vector) stays the primary encoder's. A prompt in a Latin-script language the
-embedding model lacks is read by both: their classifiers' route probabilities are averaged.
+(neighbours, vector) stays the primary encoder's. A prompt in any other language but English
+is read by both: their classifiers' route probabilities are averaged.
 
 All CPU work (embedding, search, scoring) runs on one worker thread so the event loop keeps
 serving while a prompt is encoded, and concurrent single prompts share one encoder call
