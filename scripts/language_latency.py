@@ -7,7 +7,8 @@ Loads routes/ and index/ as the service does (SEMROUTE_* settings, the wide enco
 included), then times ``Router.decide`` one prompt at a time, each prompt once so the encoder
 cache never flatters a figure: English prompts of ``tests/data/default_routes_holdout.jsonl``
 (short: under 120 characters), and the prompts of the file by how they are read
-(``service/encoding/scripts.py``: the primary encoder alone, both encoders, or the wide one),
+(``service/encoding/scripts.py``: the primary encoder alone, with the wide one when unsure,
+both encoders, or the wide one),
 with the share routed to their label; those the wide encoder reads also by language and for
 their long prompts (over 250 characters). It also prints the wide encoder's own time on those
 prompts and their token counts.
@@ -112,11 +113,11 @@ def main(argv: list[str] | None = None) -> int:
             ]
             for how, title in (
                 (Reading.PRIMARY, "primary encoder alone"),
+                (Reading.CHECKED, "primary, wide when unsure"),
                 (Reading.BOTH, "both encoders"),
                 (Reading.WIDE, "wide encoder decides"),
             )
         },
-        "both or wide, together": wide_rows,
     }
 
     async def timed(rows: list[dict[str, str]]) -> tuple[list[float], list[bool]]:
@@ -131,17 +132,25 @@ def main(argv: list[str] | None = None) -> int:
     async def run() -> None:
         await router.decide(RouteRequest(prompt="warm up the encoder", tiebreak=False))
         await router.decide(RouteRequest(prompt="এনকোডার গরম করো", tiebreak=False))
+        # Each prompt is decided once; the wide encoder's prompts are summed up from those times.
+        by_text: dict[str, tuple[float, bool]] = {}
         for name, rows in sets.items():
             spent, correct = await timed(rows)
             print(_summary(f"decide: {name}", spent, correct), flush=True)
-            if rows is wide_rows:
-                for lang in sorted({row["lang"] for row in rows}):
-                    mine = [i for i, row in enumerate(rows) if row["lang"] == lang]
-                    for label, keep in (("math", True), ("other", False)):
-                        chosen = [i for i in mine if (rows[i]["label"] == "math") == keep]
-                        _part(f"  wide {lang} {label}", chosen, spent, correct)
-                long = [i for i, row in enumerate(rows) if len(row["text"]) > LONG_CHARS]
-                _part(f"  wide, over {LONG_CHARS} characters", long, spent, correct)
+            for row, ms, right in zip(rows, spent, correct, strict=True):
+                by_text[row["text"]] = (ms, right)
+        spent = [by_text[row["text"]][0] for row in wide_rows]
+        correct = [by_text[row["text"]][1] for row in wide_rows]
+        if not wide_rows:
+            return
+        print(_summary("decide: both or wide, together", spent, correct))
+        for lang in sorted({row["lang"] for row in wide_rows}):
+            mine = [i for i, row in enumerate(wide_rows) if row["lang"] == lang]
+            for label, keep in (("math", True), ("other", False)):
+                chosen = [i for i in mine if (wide_rows[i]["label"] == "math") == keep]
+                _part(f"  {lang} {label}", chosen, spent, correct)
+        long = [i for i, row in enumerate(wide_rows) if len(row["text"]) > LONG_CHARS]
+        _part(f"  both or wide, over {LONG_CHARS} characters", long, spent, correct)
 
     try:
         asyncio.run(run())

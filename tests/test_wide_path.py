@@ -33,6 +33,7 @@ from service.index.store import (
     load_index,
     wide_rows,
 )
+from service.routing import semantic
 from service.routing.scoring import Abstain
 from service.routing.semantic import BOTH_PRIMARY_SHARE, SemanticStage
 
@@ -70,14 +71,18 @@ def _rows() -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize("row", _rows(), ids=lambda row: f"{row['lang']}-{row['text'][:12]}")
-def test_a_prompt_in_another_language_than_english_is_read_by_the_wide_encoder_too(
-    row: dict[str, str],
-) -> None:
+def test_a_prompt_is_read_by_its_script_and_language(row: dict[str, str]) -> None:
     how = reading(row["text"])
-    assert (how is Reading.WIDE) == (row["lang"] in WIDE_LANGUAGES)
-    letters = sum(char.isalpha() for char in row["text"])
-    # A greeting in Latin letters too short to tell its language keeps the fast path.
-    assert how is not Reading.PRIMARY or (row["text"].isascii() or letters < 20)
+    letters = [char for char in row["text"] if char.isalpha()]
+    latin_only = all(char < "\u0250" for char in letters)
+    if row["lang"] in WIDE_LANGUAGES:
+        assert how is Reading.WIDE
+    elif row["lang"] == "sw":  # a Latin-script language the default encoder lacks
+        assert how is Reading.BOTH
+    elif latin_only and len(letters) < 20:
+        assert how is Reading.PRIMARY  # a greeting too short to tell its language
+    else:
+        assert how is Reading.CHECKED
 
 
 @pytest.mark.parametrize(
@@ -114,6 +119,15 @@ def test_scripts_of_no_covered_language_take_the_wide_path(text: str) -> None:
         "Scrie o poezie despre mare și despre vântul de toamnă.",  # Romanian
         "Skriv en kort dikt om havet och sommarvinden, tack.",  # Swedish
         "Andika hadithi fupi kuhusu simba na panya wadogo.",  # Swahili, ASCII only
+    ],
+)
+def test_latin_languages_the_default_encoder_lacks_are_read_by_both(text: str) -> None:
+    assert reading(text) is Reading.BOTH
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "Escribe un poema corto sobre el mar y el viento del verano.",
         "Schreibe ein kurzes Gedicht über das Meer und den Sommerwind.",
         "Explique-moi pourquoi le ciel est bleu",  # ASCII only
@@ -121,10 +135,13 @@ def test_scripts_of_no_covered_language_take_the_wide_path(text: str) -> None:
         "مرحبا، كيف حالك؟",
         "안녕하세요, 오늘 날씨 어때요?",
         "请用Python写一个快速排序",
+        # mostly LaTeX, which the identifier would put down to a Latin-script language
+        "已知 $\\boldsymbol{a}, \\boldsymbol{b}$ 为单位向量, 且 $\\boldsymbol{a} \\cdot "
+        "\\boldsymbol{b}=0$",
     ],
 )
-def test_other_languages_are_read_by_both_encoders(text: str) -> None:
-    assert reading(text) is Reading.BOTH
+def test_other_languages_the_default_encoder_knows_are_checked(text: str) -> None:
+    assert reading(text) is Reading.CHECKED
 
 
 # -- the encoder ---------------------------------------------------------------------------------------
@@ -263,6 +280,34 @@ def test_a_prompt_read_by_both_encoders_averages_both_classifiers(
     # The blend, not either classifier alone, gives the ranked probabilities (no neighbour
     # vote on the wide path).
     assert np.allclose(result.ranked.scores, np.sort(routes / routes.sum())[::-1], atol=1e-6)
+
+
+def test_a_prompt_in_a_known_language_asks_the_wide_encoder_only_when_unsure(
+    wide_stage: SemanticStage,
+    encoder: BaseEncoder,
+    wide_encoder: BaseEncoder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stage, index = wide_stage, wide_stage.index
+    german = "Ein Zug fährt 80 Kilometer pro Stunde. Wie weit kommt er in drei Stunden?"
+    assert reading(german) is Reading.CHECKED
+    embedded = count_embedded(wide_encoder, monkeypatch)
+
+    monkeypatch.setattr(semantic, "SECOND_OPINION_BELOW", 0.0)  # every decision is sure
+    [alone] = stage.score_many([german])
+    assert german not in embedded
+    assert alone.confidence is not None
+
+    monkeypatch.setattr(semantic, "SECOND_OPINION_BELOW", 1.01)  # every decision is unsure
+    [checked] = stage.score_many([german])
+    assert embedded == [german]
+    assert index.model is not None and index.wide is not None
+    primary, _ = index.model.raw_scores(encoder.encode([german]), [german])
+    wide, _ = index.wide.model.raw_scores(wide_encoder.encode([german]), [german])
+    mixed = BOTH_PRIMARY_SHARE * softmax(primary) + (1 - BOTH_PRIMARY_SHARE) * softmax(wide)
+    routes = mixed[0, : len(index.route_names)]
+    assert np.allclose(checked.ranked.scores, np.sort(routes / routes.sum())[::-1], atol=1e-6)
+    assert index.route_names[int(checked.ranked.positions[0])] == "math"
 
 
 def test_a_prompt_spelt_as_mash_never_pays_for_the_wide_encoder(

@@ -7,14 +7,19 @@ noise by it, and goes to the wide encoder instead (``service/encoding/e5.py``). 
 Vietnamese, the one language of the routes' users that USE lacks and that a letter shows:
 its tone marks (Latin Extended Additional, horn letters) occur in no covered language.
 
-Every other prompt not in English is read by both encoders (``Reading.BOTH``): one mostly
-written in the covered non-Latin scripts, and one in Latin letters that a language identifier
-which ships its model (``py3langid``, about 0.2 ms per prompt) does not put down to English.
-The routes' training rows are mostly English, and a language's few rows lean to a route or
-two (the pool's Korean is small talk, its Hindi reading comprehension); the two encoders'
-classifiers learnt different things from them, and averaged they route non-English prompts
-by their task more often than either alone (README, "Languages the default encoder cannot
-read").
+A prompt in Latin letters that a language identifier which ships its model (``py3langid``,
+about 0.2 ms per prompt) puts down to a Latin-script language USE lacks (Czech, Romanian,
+Swedish, Swahili...) is read by both encoders (``Reading.BOTH``): USE still reads its letters,
+and the two classifiers' route probabilities are averaged.
+
+Every other prompt not in English (mostly written in the covered non-Latin scripts, or in
+Latin letters the identifier does not put down to English) is ``Reading.CHECKED``: the
+primary classifier decides, and the wide encoder is asked for a second opinion when that
+decision is unsure (``routing.semantic.SECOND_OPINION_BELOW``). The routes' training rows are
+mostly English, and a language's few rows lean to a route or two (the pool's Korean is small
+talk, its Hindi reading comprehension); the two classifiers learnt different things from them,
+and averaged they route such prompts by their task more often than either alone (README,
+"Languages the default encoder cannot read").
 
 The rule is deterministic and cheap: the script test costs microseconds, and the language
 identifier only sees prompts in Latin letters with enough of them to tell a language.
@@ -73,9 +78,10 @@ WIDE_LATIN = (
     *("uz", "sw", "ha", "so", "xh", "zu", "yo", "mg"),
 )
 IDENTIFIER_EXTRA = ("ru",)
-# The probability the languages other than English together need. On the shared prompt pool's
-# 6,976 English prompts, 0.9 reads 34 by both encoders (most of them Python stubs), 0.5 118;
-# 1,770 of its 1,812 prompts in other Latin-script languages are read by both (the rest are
+# The probability the languages of WIDE_LATIN together need for BOTH, and the languages other
+# than English for CHECKED. On the shared prompt pool's 6,896 English prompts, 0.9 sends one to
+# BOTH (a romanised Sanskrit lyric) and 34 to CHECKED (most of them Python stubs; 0.5: 118);
+# 1,770 of its 1,812 prompts in other Latin-script languages are one of the two (the rest are
 # too short to tell).
 LANGUAGE_ID_PROBABILITY = 0.9
 # A prompt whose letters are at least this share in the covered non-Latin scripts is in a
@@ -84,6 +90,10 @@ LANGUAGE_ID_PROBABILITY = 0.9
 NON_LATIN_SHARE = 0.5
 # Only a prompt with enough Latin letters to tell a language is asked.
 MIN_LATIN_LETTERS = 20
+# A prompt is put down to a Latin-script language USE lacks only when nearly all its letters
+# are Latin: the identifier knows no Chinese, and reads the LaTeX and English formulae of a
+# Chinese problem ("已知 $\boldsymbol{a}$ ...") as some Latin-script language.
+LATIN_SHARE = 0.9
 _identifier: Any = None
 _identifier_lock = threading.Lock()
 
@@ -102,8 +112,12 @@ class Reading(Enum):
     PRIMARY = "primary"
     # A script the primary encoder was not trained on: its vector is noise, the wide one decides.
     WIDE = "wide"
-    # Any other language: both encoders' route probabilities count.
+    # A Latin-script language the primary encoder lacks: it still reads the letters (names,
+    # numbers, cognates of the languages it knows), so both encoders' route probabilities count.
     BOTH = "both"
+    # Another language the primary encoder knows: its classifier decides, with the wide
+    # encoder's second opinion when the decision is unsure.
+    CHECKED = "checked"
 
 
 def needs_wide(text: str) -> bool:
@@ -115,14 +129,14 @@ def reading(text: str) -> Reading:
     """Which encoders route the prompt.
 
     WIDE when most of its letters are in scripts the primary encoder was not trained on, or
-    enough of them are Vietnamese tone-marked letters; BOTH when it is written in another
-    language than English; else PRIMARY.
+    enough of them are Vietnamese tone-marked letters; BOTH when it is in a Latin-script
+    language the primary encoder lacks; CHECKED when it is in another language than English;
+    else PRIMARY.
     """
     sample = text[:SAMPLE_CHARS]
     if sample.isascii():
         letters = sum(char.isalpha() for char in sample)
-        other = letters >= MIN_LATIN_LETTERS and not _english(sample)
-        return Reading.BOTH if other else Reading.PRIMARY
+        return _latin_reading(sample) if letters >= MIN_LATIN_LETTERS else Reading.PRIMARY
     letters = uncovered = vietnamese = latin = 0
     for char in sample:
         if not char.isalpha():
@@ -139,18 +153,25 @@ def reading(text: str) -> Reading:
     if uncovered >= UNCOVERED_SHARE * letters or vietnamese >= VIETNAMESE_SHARE * letters:
         return Reading.WIDE
     if letters - latin - uncovered >= NON_LATIN_SHARE * letters:
-        return Reading.BOTH
-    other = latin >= MIN_LATIN_LETTERS and not _english(sample)
-    return Reading.BOTH if other else Reading.PRIMARY
+        return Reading.CHECKED
+    if latin < MIN_LATIN_LETTERS:
+        return Reading.PRIMARY
+    how = _latin_reading(sample)
+    if how is Reading.BOTH and latin < LATIN_SHARE * letters:
+        return Reading.CHECKED  # a Chinese problem full of LaTeX is no Latin-script language
+    return how
 
 
-def _english(sample: str) -> bool:
-    """Whether a prompt in Latin letters is not told to be in another language."""
+def _latin_reading(sample: str) -> Reading:
+    """BOTH, CHECKED or PRIMARY for a prompt in Latin letters, by its language."""
     if not any(char.isalpha() for char in sample[:LANGUAGE_ID_CHARS]):
-        return True
+        return Reading.PRIMARY
     ranked = _language_identifier().rank(sample[:LANGUAGE_ID_CHARS])
-    other = sum(probability for language, probability in ranked if language != "en")
-    return other < LANGUAGE_ID_PROBABILITY
+    if sum(p for language, p in ranked if language in WIDE_LATIN) >= LANGUAGE_ID_PROBABILITY:
+        return Reading.BOTH
+    if sum(p for language, p in ranked if language != "en") >= LANGUAGE_ID_PROBABILITY:
+        return Reading.CHECKED
+    return Reading.PRIMARY
 
 
 def load_language_identifier() -> None:
