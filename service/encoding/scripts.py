@@ -80,9 +80,9 @@ WIDE_LATIN = (
 IDENTIFIER_EXTRA = ("ru",)
 # The probability the languages of WIDE_LATIN together need for BOTH, and the languages other
 # than English for CHECKED. On the shared prompt pool's 6,896 English prompts, 0.9 sends one to
-# BOTH (a romanised Sanskrit lyric) and 34 to CHECKED (most of them Python stubs; 0.5: 118);
-# 1,770 of its 1,812 prompts in other Latin-script languages are one of the two (the rest are
-# too short to tell).
+# BOTH (a romanised Sanskrit lyric) and 13 to CHECKED (most of them Python stubs); 1,692 of
+# its 1,732 prompts in other Latin-script languages are one of the two (the rest are too
+# short to tell).
 LANGUAGE_ID_PROBABILITY = 0.9
 # A prompt whose letters are at least this share in the covered non-Latin scripts is in a
 # language other than English; below it, a prompt in Latin letters with a quoted phrase
