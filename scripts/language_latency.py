@@ -132,25 +132,25 @@ def main(argv: list[str] | None = None) -> int:
     async def run() -> None:
         await router.decide(RouteRequest(prompt="warm up the encoder", tiebreak=False))
         await router.decide(RouteRequest(prompt="এনকোডার গরম করো", tiebreak=False))
-        # Each prompt is decided once; the wide encoder's prompts are summed up from those times.
+        # Each prompt is decided once; those the wide encoder may read are summed up from those times.
         by_text: dict[str, tuple[float, bool]] = {}
         for name, rows in sets.items():
             spent, correct = await timed(rows)
             print(_summary(f"decide: {name}", spent, correct), flush=True)
             for row, ms, right in zip(rows, spent, correct, strict=True):
                 by_text[row["text"]] = (ms, right)
-        spent = [by_text[row["text"]][0] for row in wide_rows]
-        correct = [by_text[row["text"]][1] for row in wide_rows]
         if not wide_rows:
             return
-        print(_summary("decide: both or wide, together", spent, correct))
+        spent = [by_text[row["text"]][0] for row in wide_rows]
+        correct = [by_text[row["text"]][1] for row in wide_rows]
+        print(_summary("decide: all but primary, together", spent, correct))
         for lang in sorted({row["lang"] for row in wide_rows}):
             mine = [i for i, row in enumerate(wide_rows) if row["lang"] == lang]
             for label, keep in (("math", True), ("other", False)):
                 chosen = [i for i in mine if (wide_rows[i]["label"] == "math") == keep]
                 _part(f"  {lang} {label}", chosen, spent, correct)
         long = [i for i, row in enumerate(wide_rows) if len(row["text"]) > LONG_CHARS]
-        _part(f"  both or wide, over {LONG_CHARS} characters", long, spent, correct)
+        _part(f"  all but primary, over {LONG_CHARS} characters", long, spent, correct)
 
     try:
         asyncio.run(run())

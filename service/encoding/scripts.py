@@ -120,11 +120,6 @@ class Reading(Enum):
     CHECKED = "checked"
 
 
-def needs_wide(text: str) -> bool:
-    """Whether the prompt is embedded by the wide encoder too (``reading`` is not PRIMARY)."""
-    return reading(text) is not Reading.PRIMARY
-
-
 def reading(text: str) -> Reading:
     """Which encoders route the prompt.
 

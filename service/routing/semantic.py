@@ -216,7 +216,7 @@ class SemanticStage:
         vectors = embed(texts)
         if pending is not None:
             wide = pending.result()
-            for how in (Reading.WIDE, Reading.BOTH):
+            for how in _READ_AT_ONCE:
                 picked = [i for i, row in enumerate(wide_rows) if readings[row] is how]
                 if not picked:
                     continue
@@ -242,7 +242,7 @@ class SemanticStage:
                 vectors[unsure],
                 self.wide_encoder.encode_cached(unsure_texts),
                 unsure_texts,
-                BOTH_PRIMARY_SHARE,
+                _primary_share(Reading.CHECKED),
             )
             results.update(zip(unsure, second, strict=True))
         return [judge_spelling(results[row], mash[row]) for row in range(len(texts))]
