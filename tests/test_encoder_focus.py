@@ -30,6 +30,12 @@ PASSAGE_QUESTION = PASSAGE + "\nWhat did Tesla receive first after starting his 
         ("Fix this bug. It crashes when the list is empty", "Fix this bug."),
         ("Is this right? 2 + 2 = 5", "Is this right?"),
         ("\n\nTranslate this\nhola, ¿qué tal?", "Translate this"),
+        # Full-width marks take no space after them.
+        ("请用三句话总结这篇文章。市政府宣布明年起推广垃圾分类。", "请用三句话总结这篇文章。"),
+        ("次の文章を要約してください：市は給食費を無償化する。", "次の文章を要約してください："),
+        ("这是真的吗？地球是平的", "这是真的吗？"),
+        ("इस लेख का सारांश लिखिए। सरकार ने नई योजना शुरू की।", "इस लेख का सारांश लिखिए।"),
+        ("ما عاصمة مصر؟ أجب باختصار", "ما عاصمة مصر؟"),
     ],
 )
 def test_multi_part_prompt_has_its_first_segment_as_head(prompt: str, head: str) -> None:
@@ -42,6 +48,8 @@ def test_multi_part_prompt_has_its_first_segment_as_head(prompt: str, head: str)
         "what is the capital of France",
         "Summarise this review:",  # nothing after the colon
         "Q: what is 2+2",  # segments under three characters do not count
+        "长江全长多少公里？",  # one sentence, its mark at the end
+        "12:30 at https://example.com/a.b",  # a colon or stop without a space
         "",
     ],
 )

