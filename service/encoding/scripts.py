@@ -151,19 +151,18 @@ def reading(text: str) -> Reading:
         return Reading.CHECKED
     if latin < MIN_LATIN_LETTERS:
         return Reading.PRIMARY
-    how = _latin_reading(sample)
-    if how is Reading.BOTH and latin < LATIN_SHARE * letters:
-        return Reading.CHECKED  # a Chinese problem full of LaTeX is no Latin-script language
-    return how
+    return _latin_reading(sample, mostly_latin=latin >= LATIN_SHARE * letters)
 
 
-def _latin_reading(sample: str) -> Reading:
-    """BOTH, CHECKED or PRIMARY for a prompt in Latin letters, by its language."""
+def _latin_reading(sample: str, mostly_latin: bool = True) -> Reading:
+    """BOTH, CHECKED or PRIMARY for a prompt in Latin letters, by its language. A prompt
+    whose letters are not ``mostly_latin`` is never BOTH: a Chinese problem full of LaTeX is
+    no Latin-script language, whatever the identifier says."""
     if not any(char.isalpha() for char in sample[:LANGUAGE_ID_CHARS]):
         return Reading.PRIMARY
     ranked = _language_identifier().rank(sample[:LANGUAGE_ID_CHARS])
     if sum(p for language, p in ranked if language in WIDE_LATIN) >= LANGUAGE_ID_PROBABILITY:
-        return Reading.BOTH
+        return Reading.BOTH if mostly_latin else Reading.CHECKED
     if sum(p for language, p in ranked if language != "en") >= LANGUAGE_ID_PROBABILITY:
         return Reading.CHECKED
     return Reading.PRIMARY
