@@ -172,6 +172,33 @@ def test_a_malformed_utterance_file_is_named_by_file_and_line_and_the_index_is_k
     assert (index / "manifest.json").read_text(encoding="utf-8") == "{}"
 
 
+def test_a_broken_route_file_is_reported_once_not_again_by_what_names_its_route(
+    user_routes: Path, tmp_path: Path
+) -> None:
+    """The calibration rows, the default route and a rule that name a route whose file
+    failed are not "unknown routes" too: the one real problem is not buried under them."""
+    copy = Path(shutil.copytree(user_routes, tmp_path / "routes"))
+    (copy / "router.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "default_route": "math",
+                "rules": [{"name": "sums", "when": {"regex": "^sum "}, "route": "math"}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    bad = copy / "data" / "math.jsonl"
+    bad.write_text(bad.read_text(encoding="utf-8") + "not json\n", encoding="utf-8")
+    calibration = (copy / "calibration.jsonl").read_text(encoding="utf-8")
+    assert '"label": "math"' in calibration
+
+    with pytest.raises(RouteSetError) as raised:
+        load_route_set(copy)
+
+    assert len(raised.value.problems) == 1
+    assert str(raised.value.problems[0]).startswith(f"{bad}: line 121: ")
+
+
 def test_a_missing_utterance_file_is_named(user_routes: Path, tmp_path: Path) -> None:
     copy = Path(shutil.copytree(user_routes, tmp_path / "routes"))
     (copy / "data" / "math.jsonl").unlink()

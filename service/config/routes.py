@@ -393,24 +393,25 @@ def _read_utterance_file(
     return texts, problems
 
 
-def _load_route(path: Path, shown: str) -> tuple[Route | None, list[Problem]]:
+def _load_route(path: Path, shown: str) -> tuple[Route | None, str, list[Problem]]:
+    """The route of one file, the name it claims (kept when the file fails, so that what
+    refers to that name is not reported a second time) and the file's problems."""
     data, problems = _read_yaml(path, shown)
     if data is None:
-        return None, problems
+        return None, path.stem, problems
     data = {str(key): value for key, value in data.items()}
     data.setdefault("name", path.stem)
+    name = str(data["name"])
     if "utterances_file" in data:
-        texts, problems = _read_utterance_file(
-            path.parent, data["utterances_file"], str(data["name"]), shown
-        )
+        texts, problems = _read_utterance_file(path.parent, data["utterances_file"], name, shown)
         if problems:
-            return None, problems
+            return None, name, problems
         inline = data.get("utterances") or []
         data["utterances"] = [*inline, *texts] if isinstance(inline, list) else inline
     try:
-        return Route.model_validate(data), []
+        return Route.model_validate(data), name, []
     except ValidationError as error:
-        return None, _pydantic_problems(shown, error)
+        return None, name, _pydantic_problems(shown, error)
 
 
 def _cross_route_problems(routes: list[tuple[Route, str]]) -> list[Problem]:
@@ -450,15 +451,20 @@ def load_route_set(routes_dir: Path) -> RouteSet:
         raise RouteSetError([Problem(str(routes_dir), "", "is not a folder")])
     problems: list[Problem] = []
     routes: list[tuple[Route, str]] = []
+    # Names of route files that failed: their own problems are reported, and the default
+    # route, rules and calibration rows that name them are not reported again as unknown.
+    unloaded: set[str] = set()
     paths = sorted(p for p in routes_dir.iterdir() if p.suffix in {".yaml", ".yml"})
     for path in paths:
         if path.name == ROUTER_FILE:
             continue
         shown = str(path)
-        route, found = _load_route(path, shown)
+        route, name, found = _load_route(path, shown)
         problems.extend(found)
         if route is not None:
             routes.append((route, shown))
+        else:
+            unloaded.add(name)
     problems.extend(_cross_route_problems(routes))
 
     router_path = routes_dir / ROUTER_FILE
@@ -476,7 +482,8 @@ def load_route_set(routes_dir: Path) -> RouteSet:
     if not routes and not problems:
         problems.append(Problem(str(routes_dir), "", "holds no route files (*.yaml)"))
     known = {route.name for route, _ in routes}
-    if config is not None and routes and config.default_route not in known:
+    named = known | unloaded
+    if config is not None and routes and config.default_route not in named:
         problems.append(
             Problem(
                 str(router_path),
@@ -485,7 +492,7 @@ def load_route_set(routes_dir: Path) -> RouteSet:
             )
         )
     if config is not None and routes:
-        for field, message in rule_route_problems(config.rules, known):
+        for field, message in rule_route_problems(config.rules, named):
             problems.append(Problem(str(router_path), field, message))
     complexity: list[tuple[str, int]] = []
     complexity_path = routes_dir / COMPLEXITY_FILE
@@ -500,7 +507,7 @@ def load_route_set(routes_dir: Path) -> RouteSet:
     calibration: list[tuple[str, str | None]] = []
     calibration_path = routes_dir / CALIBRATION_FILE
     if calibration_path.exists():
-        calibration, found = _load_calibration(calibration_path, known)
+        calibration, found = _load_calibration(calibration_path, known, unloaded)
         problems.extend(found)
     outcomes: list[OutcomeRow] = []
     try:
@@ -520,9 +527,12 @@ def load_route_set(routes_dir: Path) -> RouteSet:
 
 
 def _load_calibration(
-    path: Path, known: set[str]
+    path: Path, known: set[str], unloaded: set[str]
 ) -> tuple[list[tuple[str, str | None]], list[Problem]]:
-    """``{"text", "label"}`` lines; label "none" (or "oos") marks a prompt no route fits."""
+    """``{"text", "label"}`` lines; label "none" (or "oos") marks a prompt no route fits.
+
+    Rows of a route whose file failed to load (``unloaded``) are skipped without a problem:
+    that file's own problem says what is wrong, and the route set is rejected anyway."""
     examples: list[tuple[str, str | None]] = []
     problems: list[Problem] = []
     try:
@@ -540,7 +550,7 @@ def _load_calibration(
             examples.append((row["text"].strip(), None))
         elif label in known:
             examples.append((row["text"].strip(), label))
-        else:
+        elif label not in unloaded:
             problems.append(
                 Problem(str(path), f"{where}.label", f"'{label}' is not a route (or 'none')")
             )
