@@ -18,7 +18,7 @@ from service.index import quality
 # rows) it saw about 1,800 of the default routes' 5,077; all of them lifted the non-English
 # chat and math sets the routes never saw (MT-Bench's seven editions 0.722 -> 0.735, MGSM
 # 0.922 -> 0.935, BELLE 0.765 -> 0.771, AlignBench 0.718 -> 0.724) and left English alone, for
-# about 50 s more of a cold build. A route of thousands of utterances still costs the wide
+# about 70 s more of a cold build. A route of thousands of utterances still costs the wide
 # encoder 1,000 of them. Part of the fingerprint, since it changes the wide classifier.
 WIDE_PER_ROUTE = 1000
 
