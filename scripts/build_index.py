@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             args.index,
             progress=not args.quiet,
             approx_above=settings.approx_above,
+            graph_above=settings.graph_above,
             wide_encoder=load_wide_encoder(wide_model, cache_size=0, cache_dir=settings.cache_dir),
         )
     except (EncoderError, IndexProblem) as error:

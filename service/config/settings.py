@@ -79,8 +79,15 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(
         default=2.0, ge=0, description="Longest wait for more prompts while requests are queuing."
     )
+    graph_above: int = Field(
+        default=2_000,
+        ge=1,
+        description="Index size from which search walks an HNSW graph instead of every vector.",
+    )
     approx_above: int = Field(
-        default=200_000, ge=1, description="Index size above which search is approximate (IVF)."
+        default=200_000,
+        ge=1,
+        description="Index size above which search is an inverted file (IVF).",
     )
     model_override: str | None = Field(
         default=None, description="Send every call (routes, fallbacks, tie-breaker) to this model."

@@ -18,7 +18,7 @@ import re
 import unicodedata
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,14 +51,14 @@ def features(text: str, buckets: int = BUCKETS) -> np.ndarray:
     padded = f" {clean} "
     for size in CHAR_SIZES:
         grams.update("c" + padded[i : i + size] for i in range(len(padded) - size + 1))
-    ids = {bucket(gram, buckets) for gram in grams}
-    return np.array(sorted(ids), dtype=np.int64)
+    return np.array(sorted(set(bucket_ids(grams, buckets))), dtype=np.int64)
 
 
-def bucket(gram: str, buckets: int) -> int:
-    """The gram's bucket: crc32, not ``hash``, which Python salts per process, and the
-    buckets must be the same at build and at every start."""
-    return zlib.crc32(gram.encode("utf-8")) % buckets
+def bucket_ids(grams: Iterable[str], buckets: int) -> list[int]:
+    """Each gram's bucket, in order: crc32, not ``hash``, which Python salts per process, and
+    the buckets must be the same at build and at every start. One comprehension, not a call
+    per gram: those calls were half the feature time of a short prompt (0.2 ms of it)."""
+    return [zlib.crc32(gram.encode("utf-8")) % buckets for gram in grams]
 
 
 def sparse_rows(ids: Sequence[np.ndarray], values: Sequence[np.ndarray], width: int) -> Any:

@@ -44,7 +44,7 @@ import numpy as np
 
 from service.config.outcomes import OutcomeRow
 from service.index.complexity import SURFACE_FEATURES, surface_features
-from service.index.lexical import bucket, sparse_rows
+from service.index.lexical import bucket_ids, sparse_rows
 
 MIN_ROWS = 20
 # Inverse L2 strength over the whole design, and the scale of the n-gram block against the
@@ -91,8 +91,7 @@ def ngram_counts(text: str) -> dict[int, int]:
     if len(words) > MAX_WORDS:
         words = words[: MAX_WORDS // 2] + words[-(MAX_WORDS // 2) :]
     counts: dict[int, int] = {}
-    for gram in words + [f"{a} {b}" for a, b in pairwise(words)]:
-        index = bucket(gram, 1 << NGRAM_BITS)
+    for index in bucket_ids(words + [f"{a} {b}" for a, b in pairwise(words)], 1 << NGRAM_BITS):
         counts[index] = counts.get(index, 0) + 1
     return counts
 
