@@ -343,3 +343,65 @@ def test_fingerprint_ignores_model_fallbacks_threshold_and_description(
     edited["cooking"]["description"] = "Anything about food."
 
     assert _fingerprint_of(tmp_path, write_routes, edited) == before
+
+
+# -- wide-only utterances ---------------------------------------------------------------------
+
+GREEK_RECIPES = ["δώσε μου μια συνταγή για μουσακά", "πώς φτιάχνω τζατζίκι στο σπίτι"]
+
+
+def _with_wide_file(tmp_path: Path, write_routes: WriteRoutes, lines: list[str]) -> Path:
+    routes = _routes()
+    routes["cooking"]["wide_utterances_file"] = "data/wide/cooking.jsonl"
+    folder = write_routes(tmp_path / "routes", routes, SMALL_ROUTER)
+    (folder / "data" / "wide").mkdir(parents=True)
+    (folder / "data" / "wide" / "cooking.jsonl").write_text(
+        "".join(line + "\n" for line in lines), encoding="utf-8"
+    )
+    return folder
+
+
+def test_wide_utterances_are_read_from_their_file_and_kept_apart(
+    tmp_path: Path, write_routes: WriteRoutes
+) -> None:
+    rows = [f'{{"text": "{text}", "label": "cooking", "lang": "el"}}' for text in GREEK_RECIPES]
+    route_set = load_route_set(_with_wide_file(tmp_path, write_routes, rows))
+    cooking = next(route for route in route_set.routes if route.name == "cooking")
+
+    assert cooking.wide_utterances == tuple(GREEK_RECIPES)
+    assert cooking.utterances == tuple(SMALL_ROUTES["cooking"]["utterances"])
+
+
+@pytest.mark.parametrize(
+    ("lines", "problem"),
+    [
+        (['{"text": "δώσε μου μια συνταγή"}', "not json"], r"cooking\.jsonl: line 2: "),
+        (['{"text": "πώς φτιάχνω τζατζίκι", "label": "coding"}'], r"line 1\.label: 'coding' is"),
+        (['{"text": "write a python function that parses ISO dates"}'], "also belongs to"),
+    ],
+)
+def test_a_bad_wide_utterance_file_is_named_by_file_and_line(
+    tmp_path: Path, write_routes: WriteRoutes, lines: list[str], problem: str
+) -> None:
+    with pytest.raises(RouteSetError, match=problem):
+        load_route_set(_with_wide_file(tmp_path, write_routes, lines))
+
+
+def test_a_missing_wide_utterance_file_is_named(tmp_path: Path, write_routes: WriteRoutes) -> None:
+    folder = _with_wide_file(tmp_path, write_routes, ['{"text": "δώσε μου μια συνταγή"}'])
+    (folder / "data" / "wide" / "cooking.jsonl").unlink()
+
+    with pytest.raises(RouteSetError, match=r"cooking\.yaml: wide_utterances_file: .* not exist"):
+        load_route_set(folder)
+
+
+def test_wide_utterances_enter_the_fingerprint_only_with_a_wide_encoder(
+    tmp_path: Path, write_routes: WriteRoutes
+) -> None:
+    plain = load_route_set(write_routes(tmp_path / "plain", _routes(), SMALL_ROUTER))
+    routes = _routes()
+    routes["cooking"]["wide_utterances"] = GREEK_RECIPES
+    wide = load_route_set(write_routes(tmp_path / "wide", routes, SMALL_ROUTER))
+
+    assert fingerprint(wide, EMBEDDING_MODEL) == fingerprint(plain, EMBEDDING_MODEL)
+    assert fingerprint(wide, EMBEDDING_MODEL, "e5") != fingerprint(plain, EMBEDDING_MODEL, "e5")

@@ -19,6 +19,7 @@ from conftest import SMALL_ROUTES, count_embedded, write_route_folder
 from fastapi.testclient import TestClient
 
 from service.api.app import create_app
+from service.api.routing_api import route_info
 from service.config.routes import load_route_set
 from service.config.settings import WIDE_MODEL, Settings
 from service.encoding.e5 import E5Encoder, clip_to_tokens
@@ -240,6 +241,64 @@ def test_wide_classifier_learns_from_an_even_spread_of_each_large_route() -> Non
     assert (labels[rows] == 0).sum() == 100
     assert (labels[rows] == 1).sum() == 7  # a small route keeps every utterance
     assert {0, 249} <= set(rows.tolist())  # spread over the whole list, not its head
+
+
+GREEK_RECIPES = [
+    "δώσε μου μια συνταγή για μουσακά",
+    "πώς φτιάχνω τζατζίκι στο σπίτι",
+    "πόση ώρα ψήνεται ένα αρνί στον φούρνο",
+    "τι μπαχαρικά βάζω στο παστίτσιο",
+]
+GREEK_RECIPE = "πώς μαγειρεύω φασολάδα με ντομάτα"
+
+
+def test_wide_only_utterances_teach_the_wide_classifier_and_nothing_else(
+    wide_build: tuple[Path, Path],
+    encoder: BaseEncoder,
+    wide_encoder: BaseEncoder,
+    tmp_path: Path,
+) -> None:
+    routes, index_dir = wide_build
+    greek = {**SMALL_ROUTES["cooking"], "wide_utterances": GREEK_RECIPES}
+    folder = write_route_folder(
+        tmp_path / "routes", {**SMALL_ROUTES, "cooking": greek, "math": MATH_ROUTE}, ROUTER
+    )
+    manifest = build_index(
+        load_route_set(folder), encoder, tmp_path / "index", wide_encoder=wide_encoder
+    )
+    before, after = load_index(index_dir), load_index(tmp_path / "index")
+
+    assert manifest["wide_encoder"]["wide_only_utterances"] == {"cooking": 4}
+    route_set = load_route_set(folder)
+    listed = route_info(route_set, route_set.routes[1])  # what GET /routes shows of cooking
+    assert (listed.name, listed.utterances, listed.wide_utterances) == ("cooking", 6, 4)
+    assert after.utterances == before.utterances  # not searched, not in the primary classifier
+    assert after.faiss_index.ntotal == before.faiss_index.ntotal
+    assert before.model is not None and after.model is not None
+    for name, array in before.model.to_arrays().items():
+        assert np.array_equal(array, after.model.to_arrays()[name]), name
+    stages = [
+        SemanticStage(load_route_set(routes), before, encoder, wide_encoder=wide_encoder),
+        SemanticStage(load_route_set(folder), after, encoder, wide_encoder=wide_encoder),
+    ]
+    try:
+        english = [stage.score_many(["what spices go in a chicken curry"])[0] for stage in stages]
+        assert np.array_equal(english[0].ranked.scores, english[1].ranked.scores)
+        cooking = [
+            _route_probability(stage, stage.score_many([GREEK_RECIPE])[0], "cooking")
+            for stage in stages
+        ]
+    finally:
+        for stage in stages:
+            stage.close()
+    assert reading(GREEK_RECIPE) is Reading.WIDE
+    assert cooking[1] > cooking[0] + 0.1  # 0.63 -> 0.78 when written
+
+
+def _route_probability(stage: SemanticStage, result: semantic.SemanticResult, name: str) -> float:
+    position = stage.index.route_names.index(name)
+    ranked = dict(zip(result.ranked.positions.tolist(), result.ranked.scores.tolist(), strict=True))
+    return float(ranked.get(position, 0.0))
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ def route_info(route_set: RouteSet, route: Route) -> RouteInfo:
         fallbacks=list(route.fallbacks),
         threshold=route_set.threshold(route.name),
         utterances=len(route.utterances),
+        wide_utterances=len(route.wide_utterances),
     )
 
 

@@ -49,6 +49,9 @@ class RouteInfo(BaseModel):
     fallbacks: list[str]
     threshold: float
     utterances: int
+    wide_utterances: int = Field(
+        default=0, description="Examples only the wide encoder's classifier learns from."
+    )
 
 
 class ErrorBody(BaseModel):

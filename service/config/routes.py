@@ -40,7 +40,10 @@ MAX_UTTERANCE_CHARS = 2000
 NOT_A_STRING = {
     "fallbacks": "must be a list of model strings, e.g. [openai/gpt-4.1]",
     "utterances": "must be a list of example prompts, not a single string",
+    "wide_utterances": "must be a list of example prompts, not a single string",
 }
+# The keys of a route file that name a JSON-lines file of utterances, and the list each joins.
+UTTERANCE_FILES = {"utterances_file": "utterances", "wide_utterances_file": "wide_utterances"}
 
 
 def _model_string(value: str) -> str:
@@ -68,6 +71,17 @@ class Route(BaseModel):
         default=None,
         description='JSON lines of more example prompts ({"text": ...}), relative to routes/; '
         "read at load time and joined to 'utterances'.",
+    )
+    wide_utterances: tuple[str, ...] = Field(
+        default=(),
+        description="Example prompts that only the wide encoder's classifier learns from: "
+        "requests in languages the embedding model cannot read. The embedding model's own "
+        "classifier and index never see them, so no decision it makes alone (every English "
+        "prompt's) changes with them; without a wide encoder they are unused.",
+    )
+    wide_utterances_file: str | None = Field(
+        default=None,
+        description="JSON lines of more wide-only example prompts, joined to 'wide_utterances'.",
     )
     models: tuple[TieredModel, ...] = Field(
         default=(),
@@ -113,7 +127,7 @@ class Route(BaseModel):
     def _model(cls, value: str | None) -> str | None:
         return None if value is None else _model_string(value)
 
-    @field_validator("fallbacks", "utterances", mode="before")
+    @field_validator("fallbacks", "utterances", "wide_utterances", mode="before")
     @classmethod
     def _a_list_not_a_string(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
@@ -125,7 +139,7 @@ class Route(BaseModel):
     def _fallback_models(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_model_string(model) for model in value)
 
-    @field_validator("utterances")
+    @field_validator("utterances", "wide_utterances")
     @classmethod
     def _utterance_texts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         cleaned = []
@@ -348,22 +362,23 @@ def _pydantic_problems(shown: str, error: ValidationError) -> list[Problem]:
 
 
 def _read_utterance_file(
-    routes_dir: Path, value: Any, route: str, shown: str
+    routes_dir: Path, value: Any, route: str, shown: str, key: str = "utterances_file"
 ) -> tuple[list[str], list[Problem]]:
-    """The texts of a route's ``utterances_file``; every bad line is named by file and line.
+    """The texts of a route's utterance file (``key`` names which of ``UTTERANCE_FILES``);
+    every bad line is named by file and line.
 
     A row may carry a ``label``; when it does, it must be the route's own name, so a file
     copied to the wrong route is caught instead of teaching the route another's prompts.
     Other keys (``source``, ``lang``) record provenance and are ignored here.
     """
     if not isinstance(value, str) or not value.strip():
-        return [], [Problem(shown, "utterances_file", "must be a path relative to routes/")]
+        return [], [Problem(shown, key, "must be a path relative to routes/")]
     path = routes_dir / value
     where = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return [], [Problem(shown, "utterances_file", f"{where} does not exist")]
+        return [], [Problem(shown, key, f"{where} does not exist")]
     except UnicodeDecodeError:
         return [], [Problem(where, "", "is not UTF-8 text")]
     except OSError as error:
@@ -402,12 +417,14 @@ def _load_route(path: Path, shown: str) -> tuple[Route | None, str, list[Problem
     data = {str(key): value for key, value in data.items()}
     data.setdefault("name", path.stem)
     name = str(data["name"])
-    if "utterances_file" in data:
-        texts, problems = _read_utterance_file(path.parent, data["utterances_file"], name, shown)
+    for key, field in UTTERANCE_FILES.items():
+        if key not in data:
+            continue
+        texts, problems = _read_utterance_file(path.parent, data[key], name, shown, key)
         if problems:
             return None, name, problems
-        inline = data.get("utterances") or []
-        data["utterances"] = [*inline, *texts] if isinstance(inline, list) else inline
+        inline = data.get(field) or []
+        data[field] = [*inline, *texts] if isinstance(inline, list) else inline
     try:
         return Route.model_validate(data), name, []
     except ValidationError as error:
@@ -426,19 +443,18 @@ def _cross_route_problems(routes: list[tuple[Route, str]]) -> list[Problem]:
             continue
         names[route.name] = shown
         seen_here: set[str] = set()
-        for position, utterance in enumerate(route.utterances):
+        listed = [("utterances", u) for u in route.utterances]
+        listed += [("wide_utterances", u) for u in route.wide_utterances]
+        positions = {"utterances": 0, "wide_utterances": 0}
+        for field, utterance in listed:
+            where = f"{field}.{positions[field]}"
+            positions[field] += 1
             key = normalise(utterance)
             if key in seen_here:
-                problems.append(
-                    Problem(shown, f"utterances.{position}", f"duplicate utterance '{utterance}'")
-                )
+                problems.append(Problem(shown, where, f"duplicate utterance '{utterance}'"))
             elif key in owners:
                 problems.append(
-                    Problem(
-                        shown,
-                        f"utterances.{position}",
-                        f"'{utterance}' also belongs to route '{owners[key]}'",
-                    )
+                    Problem(shown, where, f"'{utterance}' also belongs to route '{owners[key]}'")
                 )
             seen_here.add(key)
             owners.setdefault(key, route.name)

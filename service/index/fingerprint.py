@@ -51,6 +51,9 @@ def fingerprint(route_set: RouteSet, embedding_model: str, wide_model: str | Non
             e5.PREFIX_QUERY,
             e5.WIDE_ENGINE,
         ]
+        wide_only = {r.name: list(r.wide_utterances) for r in route_set.routes if r.wide_utterances}
+        if wide_only:  # only when some route has them: other indexes keep their fingerprint
+            canonical["wide_utterances"] = wide_only
     if route_set.complexity:
         # Only when present: an index built without complexity examples stays current.
         canonical["complexity"] = [list(example) for example in route_set.complexity]

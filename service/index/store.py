@@ -342,6 +342,21 @@ def wide_rows(labels: np.ndarray, per_route: int = WIDE_PER_ROUTE) -> np.ndarray
     return np.sort(np.concatenate(rows)) if rows else np.zeros(0, dtype=np.int64)
 
 
+def wide_training_rows(
+    route_set: RouteSet, utterances: list[str], labels: np.ndarray
+) -> tuple[list[str], np.ndarray]:
+    """The wide classifier's texts and labels: the ``wide_rows`` of the utterances, then every
+    route's ``wide_utterances``, which only this classifier learns from."""
+    rows = wide_rows(labels)
+    texts = [utterances[row] for row in rows]
+    names = list(route_set.names)
+    own = [
+        (names.index(route.name), u) for route in route_set.routes for u in route.wide_utterances
+    ]
+    extra = np.array([position for position, _ in own], dtype=labels.dtype)
+    return texts + [text for _, text in own], np.concatenate([labels[rows], extra])
+
+
 def build_index(
     route_set: RouteSet,
     encoder: TextEncoder,
@@ -402,12 +417,12 @@ def _build(
     )
     wide = None
     if wide_encoder is not None:
-        rows = wide_rows(labels)
+        wide_texts, wide_labels = wide_training_rows(route_set, utterances, labels)
         _, wide_model, wide_calibration = fit_route_classifier(
             route_set,
             wide_encoder,
-            [utterances[row] for row in rows],
-            labels[rows],
+            wide_texts,
+            wide_labels,
             batch_size,
             progress,
             lexical=False,
@@ -475,6 +490,11 @@ def _build(
             "dimension": wide_encoder.dimension if wide_encoder else None,
             "backend": getattr(wide_encoder, "backend", None),
             "calibration": wide.calibration.to_json(),
+            "wide_only_utterances": {
+                route.name: len(route.wide_utterances)
+                for route in route_set.routes
+                if route.wide_utterances
+            },
         },
         "quality": quality_summary,
         "embedding_cache": summary(encoder, wide_encoder),

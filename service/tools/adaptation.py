@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from service.config.routes import RouteSet
-from service.index.store import wide_rows
+from service.index.store import wide_training_rows
 
 Loss = Literal["cosine", "supcon"]
 
@@ -180,6 +180,6 @@ def adapt_encoders(
     adapted = AdaptedEncoder(encoder, fit_adapter(encoder.encode(texts), labels, **options))
     if wide_encoder is None or not wide:
         return adapted, wide_encoder
-    rows = wide_rows(labels)
-    vectors = wide_encoder.encode([texts[row] for row in rows])
-    return adapted, AdaptedEncoder(wide_encoder, fit_adapter(vectors, labels[rows], **options))
+    wide_texts, wide_labels = wide_training_rows(route_set, texts, labels)
+    vectors = wide_encoder.encode(wide_texts)
+    return adapted, AdaptedEncoder(wide_encoder, fit_adapter(vectors, wide_labels, **options))

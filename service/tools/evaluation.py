@@ -304,8 +304,9 @@ def without_texts(route_set: RouteSet, texts: frozenset[str]) -> RouteSet:
     routes = []
     for route in route_set.routes:
         kept = tuple(u for u in route.utterances if normalised(u) not in texts)
+        wide = tuple(u for u in route.wide_utterances if normalised(u) not in texts)
         if kept:
-            routes.append(route.model_copy(update={"utterances": kept}))
+            routes.append(route.model_copy(update={"utterances": kept, "wide_utterances": wide}))
     names = {route.name for route in routes}
     calibration = tuple(
         (text, label)
