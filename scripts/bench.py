@@ -174,9 +174,9 @@ def prepare_state(folder: Path, backend: str) -> str:
 def in_process(backend: str, short: list[str], long: list[str]) -> dict[str, Any]:
     """Router.decide one prompt at a time (the latency a request sees, queueing excluded)."""
     from service.api.app import freeze_startup_objects
+    from service.api.encoders import load_wide
     from service.api.engine import build_engine, load_state
     from service.config.settings import Settings
-    from service.encoding.e5 import load_wide_encoder
     from service.encoding.encoder import load_encoder
     from service.routing.types import RouteRequest
     from service.state.local import LocalState
@@ -184,7 +184,7 @@ def in_process(backend: str, short: list[str], long: list[str]) -> dict[str, Any
     settings = Settings(encoder_backend=backend)  # type: ignore[arg-type]
     route_set, index = load_state(settings)
     encoder = load_encoder(settings.embedding_model, backend, cache_size=4096)
-    wide = load_wide_encoder(settings.wide_model, cache_dir=settings.cache_dir)
+    wide = load_wide(settings)  # with the language identifier, as the service loads it
     engine = build_engine(settings, route_set, index, encoder, LocalState(), wide_encoder=wide)
     router = engine.router
     freeze_startup_objects()  # as the service does once it is ready
