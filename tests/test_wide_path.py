@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -367,6 +369,31 @@ def test_a_prompt_in_a_known_language_asks_the_wide_encoder_only_when_unsure(
     routes = mixed[0, : len(index.route_names)]
     assert np.allclose(checked.ranked.scores, np.sort(routes / routes.sum())[::-1], atol=1e-6)
     assert index.route_names[int(checked.ranked.positions[0])] == "math"
+
+
+def test_a_no_route_verdict_gets_no_second_opinion(
+    wide_stage: SemanticStage, wide_encoder: BaseEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    german = "Ein Zug fährt 80 Kilometer pro Stunde. Wie weit kommt er in drei Stunden?"
+    monkeypatch.setattr(semantic, "SECOND_OPINION_BELOW", 1.01)  # every decision is unsure
+    primary_only = wide_stage.score_vectors
+
+    def out_of_scope(
+        vectors: np.ndarray, wide: np.ndarray | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        results = primary_only(vectors, wide, *args, **kwargs)
+        if wide is not None:
+            return results
+        return [replace(result, abstain=Abstain.OUT_OF_SCOPE) for result in results]
+
+    monkeypatch.setattr(wide_stage, "score_vectors", out_of_scope)
+    embedded = count_embedded(wide_encoder, monkeypatch)
+
+    [result] = wide_stage.score_many([german])
+
+    assert reading(german) is Reading.CHECKED
+    assert result.abstain is Abstain.OUT_OF_SCOPE
+    assert embedded == []
 
 
 def test_a_prompt_spelt_as_mash_never_pays_for_the_wide_encoder(
