@@ -443,12 +443,12 @@ def _cross_route_problems(routes: list[tuple[Route, str]]) -> list[Problem]:
             continue
         names[route.name] = shown
         seen_here: set[str] = set()
-        listed = [("utterances", u) for u in route.utterances]
-        listed += [("wide_utterances", u) for u in route.wide_utterances]
-        positions = {"utterances": 0, "wide_utterances": 0}
-        for field, utterance in listed:
-            where = f"{field}.{positions[field]}"
-            positions[field] += 1
+        listed = [
+            (f"{field}.{position}", utterance)
+            for field in UTTERANCE_FILES.values()
+            for position, utterance in enumerate(getattr(route, field))
+        ]
+        for where, utterance in listed:
             key = normalise(utterance)
             if key in seen_here:
                 problems.append(Problem(shown, where, f"duplicate utterance '{utterance}'"))

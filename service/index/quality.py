@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -90,10 +91,9 @@ def ngram_counts(text: str) -> dict[int, int]:
     words = WORD.findall(text.lower())
     if len(words) > MAX_WORDS:
         words = words[: MAX_WORDS // 2] + words[-(MAX_WORDS // 2) :]
-    counts: dict[int, int] = {}
-    for index in bucket_ids(words + [f"{a} {b}" for a, b in pairwise(words)], 1 << NGRAM_BITS):
-        counts[index] = counts.get(index, 0) + 1
-    return counts
+    return dict(
+        Counter(bucket_ids(words + [f"{a} {b}" for a, b in pairwise(words)], 1 << NGRAM_BITS))
+    )
 
 
 def ngram_terms(text: str, idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -349,9 +349,10 @@ def wide_training_rows(
     route's ``wide_utterances``, which only this classifier learns from."""
     rows = wide_rows(labels)
     texts = [utterances[row] for row in rows]
-    names = list(route_set.names)
     own = [
-        (names.index(route.name), u) for route in route_set.routes for u in route.wide_utterances
+        (position, text)
+        for position, route in enumerate(route_set.routes)  # the order of route_set.names
+        for text in route.wide_utterances
     ]
     extra = np.array([position for position, _ in own], dtype=labels.dtype)
     return texts + [text for _, text in own], np.concatenate([labels[rows], extra])
