@@ -102,3 +102,24 @@ def test_without_the_onnx_package_the_error_names_the_way_out(
 
     with pytest.raises(EncoderError, match="SEMROUTE_ONNX_GRAPH=shipped"):
         MultilingualEncoder(cache_size=0, cache_dir=tmp_path)
+
+
+def test_the_embedding_table_is_one_array_of_every_token_s_row(derived: Path) -> None:
+    table = use_graph.embedding_table(derived)
+
+    assert table.dtype == np.uint8
+    assert table.shape == (use_graph.SHARDS * 7530, 512)
+    assert table.std() > 1  # real weights, not a placeholder
+
+
+def test_rows_striped_over_the_cores_on_one_session_match_rows_encoded_alone(
+    derived: Path,
+) -> None:
+    """An index build spreads its rows over every core, all running the one session."""
+    encoder = MultilingualEncoder(cache_size=0, cache_dir=derived.parent)
+    texts = [f"{text} ({i})" for i, text in enumerate(TEXTS * 4)]
+
+    together = encoder.encode(texts)
+    alone = np.stack([encoder.encode([text])[0] for text in texts])
+
+    assert np.array_equal(together, alone)

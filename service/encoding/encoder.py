@@ -461,12 +461,15 @@ class MultilingualEncoder(BaseEncoder):
         if not shipped.is_file() or file_sha256(shipped) != USE_MODEL_SHA256:
             raise EncoderError(f"{shipped} is missing or does not match its pinned sha256")
         cores = os.cpu_count() or 1
+        shared: dict[str, Any] = {}
 
         def session(source: Path | bytes, intra_op: int) -> Any:
             options = onnxruntime.SessionOptions()
             options.register_custom_ops_library(extensions)
             options.intra_op_num_threads = intra_op
             options.inter_op_num_threads = 1
+            for initializer, value in shared.items():
+                options.add_initializer(initializer, value)
             where = str(source) if isinstance(source, Path) else source
             try:
                 return onnxruntime.InferenceSession(
@@ -476,23 +479,33 @@ class MultilingualEncoder(BaseEncoder):
                 name = source if isinstance(source, Path) else f"the graph derived from {shipped}"
                 raise EncoderError(f"cannot open {name}: {error}") from error
 
+        def first_session(source: Path | bytes) -> Any:
+            if source != shipped:
+                # Every session reads the one copy of the derived graph's embedding table
+                # (64 MB): each held its own before, about 95 MB a session.
+                table = use_graph.embedding_table(source)
+                shared[use_graph.TABLE] = onnxruntime.OrtValue.ortvalue_from_numpy(table)
+                self._table = table  # the sessions read its memory; it must outlive them
+            return session(source, threads or 1)
+
         # One thread per pass unless configured: on a shared 2-core machine two threads
         # made a short prompt 2-4x slower (6.5 ms against 1.5 ms under load), and the graph
         # is small enough that one thread meets the latency target. Many rows (an index
-        # build) are spread over one single-threaded session per core.
-        first, source = _open_graph(
+        # build) are spread over the cores, each running the same session (ONNX Runtime
+        # runs one session from several threads at once).
+        self._session, source = _open_graph(
             graph,
             shipped,
             lambda: use_graph.one_row_graph(shipped, USE_MODEL_SHA256, cache_dir),
-            lambda g: session(g, threads or 1),
+            first_session,
         )
-        self._sessions = [first] + [session(source, 1) for _ in range(cores - 1)]
+        self._stripes = cores
         self._long_session = session(source, cores) if cores > 1 and not threads else None
         self._pool = (
             ThreadPoolExecutor(cores - 1, thread_name_prefix="semroute-use") if cores > 1 else None
         )
         self.model_id = model
-        self.dimension = int(self._sessions[0].get_outputs()[0].shape[-1])
+        self.dimension = int(self._session.get_outputs()[0].shape[-1])
         self.max_chars = USE_MAX_CHARS
         self.graph = "int8"  # the vectors' identity: both graphs compute the same bits
         self._lock = threading.Lock()
@@ -509,18 +522,17 @@ class MultilingualEncoder(BaseEncoder):
             if long and len(texts) <= 3 and self._long_session is not None:
                 # One long prompt: its whole text takes every core, its short pieces one.
                 run(self._long_session, long)
-                run(self._sessions[0], [i for i in range(len(texts)) if i not in long])
+                run(self._session, [i for i in range(len(texts)) if i not in long])
                 return out
             if len(texts) <= 2 or self._pool is None:
-                run(self._sessions[0], list(range(len(texts))))
+                run(self._session, list(range(len(texts))))
                 return out
             order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-            stripes = len(self._sessions)
+            stripes = self._stripes
             others = [
-                self._pool.submit(run, self._sessions[k], order[k::stripes])
-                for k in range(1, stripes)
+                self._pool.submit(run, self._session, order[k::stripes]) for k in range(1, stripes)
             ]
-            run(self._sessions[0], order[0::stripes])
+            run(self._session, order[0::stripes])
             for other in others:
                 other.result()
         return out

@@ -33,12 +33,14 @@ import numpy as np
 from service.encoding import onnx_graph
 
 # Bump when the derivation changes: old cache entries are then simply never read again.
-RECIPE = "use-one-row-v1"
+RECIPE = "use-one-row-v2"
 INPUT = "inputs"
 OUTPUT = "outputs"
 SCOPE = "StatefulPartitionedCall/EncoderDNN"
 ORDERS = (2, 3, 5)  # the n-gram convolutions, in the order the shipped graph concatenates them
 SHARDS = 17
+# The embedding table's name in the derived graph: sessions of one encoder share it.
+TABLE = "embedding_table"
 # The shipped graph's epsilon of its layer norms and L2 normalisations.
 EPSILON = np.array(9.999999960041972e-13, dtype=np.float32)
 
@@ -57,6 +59,20 @@ def one_row_graph(source: Path, source_sha256: str, cache_dir: Path | None) -> P
     return onnx_graph.cached_graph(
         cache_name(source_sha256), lambda target: derive(source, target), cache_dir
     )
+
+
+def embedding_table(graph: Path | bytes) -> np.ndarray:
+    """The derived graph's embedding table (64 MB of its 72), read once so that every session
+    of the encoder can use the one copy (``SessionOptions.add_initializer``) instead of
+    holding its own."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(graph)) if isinstance(graph, Path) else onnx.load_from_string(graph)
+    for initializer in model.graph.initializer:
+        if initializer.name == TABLE:
+            return numpy_helper.to_array(initializer)
+    raise onnx_graph.GraphError(f"the derived graph has no initializer '{TABLE}'")
 
 
 def derive(source: Path, target: Path) -> None:
@@ -137,11 +153,11 @@ class _Builder:
 
     # -- writing the lean graph ----------------------------------------------------------
 
-    def _const(self, value: np.ndarray) -> str:
+    def _const(self, value: np.ndarray, name: str = "") -> str:
         from onnx import numpy_helper
 
         self._count += 1
-        name = f"c{self._count}"
+        name = name or f"c{self._count}"
         self._initializers.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
@@ -220,7 +236,9 @@ class _Builder:
         )[0]
         table, row_scale, row_zero = self._table()
         ids = self._op("Cast", [tokens], to=TensorProto.INT64)
-        rows = self._op("Cast", [self._op("Gather", [self._const(table), ids], axis=0)], to=1)
+        rows = self._op(
+            "Cast", [self._op("Gather", [self._const(table, TABLE), ids], axis=0)], to=1
+        )
         scale = self._op("Unsqueeze", [self._op("Gather", [self._const(row_scale), ids])], axes=[1])
         zero = self._op("Unsqueeze", [self._op("Gather", [self._const(row_zero), ids])], axes=[1])
         words = self._op("Mul", [self._op("Sub", [rows, zero]), scale])
