@@ -112,6 +112,7 @@ class _Builder:
         self._weights = {
             init.name: numpy_helper.to_array(init) for init in shipped.graph.initializer
         }
+        self._named = {node.name: node for node in shipped.graph.node}
         self._producer = {out: node for node in shipped.graph.node for out in node.output}
         self._consumers: dict[str, list[Any]] = {}
         for node in shipped.graph.node:
@@ -125,9 +126,7 @@ class _Builder:
 
     def _product(self, scope: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """(int8 weight, its zero point, its scale, bias or None) of ``scope``'s product."""
-        node = next(
-            n for n in self._shipped.graph.node if n.name == f"{SCOPE}/{scope}/MatMul_quant"
-        )
+        node = self._named[f"{SCOPE}/{scope}/MatMul_quant"]
         weight, zero = self._weights[node.input[1]], self._weights[node.input[3]]
         scales = self._producer[f"{SCOPE}/{scope}/MatMul_quant_scales_mul:0"]
         scale = next(self._weights[name] for name in scales.input if name in self._weights)
@@ -151,7 +150,7 @@ class _Builder:
         shards, scales, zeros = [], [], []
         for shard in range(SHARDS):
             name = f"{lookup}/Gather" + (f"_{shard}" if shard else "")
-            gather = next(n for n in self._shipped.graph.node if n.name == name)
+            gather = self._named[name]
             dequantize = next(
                 n for n in self._consumers[gather.output[0]] if n.op_type == "DequantizeLinear"
             )
