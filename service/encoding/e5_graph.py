@@ -27,7 +27,6 @@ build derives it; ``onnx_graph.cached_graph`` writes it atomically).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +45,7 @@ OUTPUT = "pooled"
 
 
 def cache_name(weights_sha256: str) -> str:
-    import onnxruntime
-
-    key = f"{weights_sha256}:{RECIPE}:{onnxruntime.__version__}"
-    return f"e5-small-int8-dynamic-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+    return onnx_graph.derived_name("e5-small-int8-dynamic", weights_sha256, RECIPE)
 
 
 def int8_graph(weights: E5Weights, weights_sha256: str, cache_dir: Path | None) -> Path | bytes:

@@ -49,11 +49,17 @@ def default_cache_dir() -> Path:
     return Path(base) / "semroute"
 
 
-def cache_name(source_sha256: str) -> str:
+def derived_name(stem: str, source_sha256: str, recipe: str) -> str:
+    """The cache name of a graph derived from ``source_sha256`` by ``recipe``: it changes with
+    either and with the onnxruntime version, so a cached graph is never stale."""
     import onnxruntime
 
-    key = f"{source_sha256}:{RECIPE}:{onnxruntime.__version__}"
-    return f"minilm-l6-int8-dynamic-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+    key = f"{source_sha256}:{recipe}:{onnxruntime.__version__}"
+    return f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+
+
+def cache_name(source_sha256: str) -> str:
+    return derived_name("minilm-l6-int8-dynamic", source_sha256, RECIPE)
 
 
 def int8_graph(source: Path, source_sha256: str, cache_dir: Path | None = None) -> Path | bytes:

@@ -25,7 +25,6 @@ why); deriving takes about 1.5 s and needs the ``onnx`` package, serving does no
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -52,10 +51,7 @@ EPSILON = np.array(9.999999960041972e-13, dtype=np.float32)
 
 
 def cache_name(source_sha256: str) -> str:
-    import onnxruntime
-
-    key = f"{source_sha256}:{RECIPE}:{onnxruntime.__version__}"
-    return f"use-multilingual-one-row-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+    return onnx_graph.derived_name("use-multilingual-one-row", source_sha256, RECIPE)
 
 
 def one_row_graph(source: Path, source_sha256: str, cache_dir: Path | None) -> Path | bytes:
