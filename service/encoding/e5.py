@@ -142,7 +142,7 @@ class E5Encoder(BaseEncoder):
         try:
             return onnx_graph.open_derived(
                 lambda: e5_graph.int8_graph(self._weights, sha256, cache_dir),
-                lambda source: _session(source, threads),
+                lambda source: onnx_graph.session(source, threads),
             )
         except onnx_graph.GraphError as error:
             raise EncoderError(str(error)) from error
@@ -173,7 +173,7 @@ class E5Encoder(BaseEncoder):
             return out
         session = self._bulk_session
         if session is None:
-            session = self._bulk_session = _session(self._graph_source, 1)
+            session = self._bulk_session = onnx_graph.session(self._graph_source, 1)
 
         def run(rows: range) -> None:
             for row in rows:
@@ -196,17 +196,6 @@ class E5Encoder(BaseEncoder):
         tokens = np.asarray(ids, dtype=np.int64)
         summed = self._weights.word_rows(tokens) + self._positions[: len(ids)]
         return session.run(None, {e5_graph.INPUT: summed[None].astype(np.float32)})[0][0]
-
-
-def _session(source: Path | bytes, threads: int) -> Any:
-    """An ONNX Runtime session of the graph with ``threads`` intra-op threads (0: every core)."""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    where = str(source) if isinstance(source, Path) else source
-    return onnxruntime.InferenceSession(where, options, providers=["CPUExecutionProvider"])
 
 
 def clip_to_tokens(text: str, max_tokens: int, count: Callable[[str], int]) -> str:

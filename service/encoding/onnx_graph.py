@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 log = logging.getLogger("semroute")
 T = TypeVar("T")
@@ -111,6 +111,25 @@ def inline(path: Path) -> bytes:
     import onnx
 
     return bytes(onnx.load(str(path)).SerializeToString())
+
+
+def session(
+    source: Path | bytes, threads: int, *, custom_ops: str | None = None, spinning: bool = False
+) -> Any:
+    """An ONNX Runtime CPU session of a graph file or graph bytes, with ``threads`` intra-op
+    threads (0: every core) and one inter-op thread; ``custom_ops`` is an operator library to
+    register, and ``spinning`` keeps idle intra-op workers spinning between operators."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if custom_ops is not None:
+        options.register_custom_ops_library(custom_ops)
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    if spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    where = str(source) if isinstance(source, Path) else source
+    return onnxruntime.InferenceSession(where, options, providers=["CPUExecutionProvider"])
 
 
 def open_derived(
