@@ -178,6 +178,39 @@ def test_long_prompts_keep_head_and_tail_within_the_token_budget(
     assert wide_encoder.clip(BENGALI_MATH) == BENGALI_MATH
 
 
+def test_a_cached_prompt_is_looked_up_without_counting_its_tokens(
+    wide_encoder: E5Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long = " ".join([BENGALI_MATH] * 40) + " শেষ প্রশ্ন: মোট কত?"
+    vectors: dict[str, np.ndarray] = {}
+    counted: list[str] = []
+    real_count = wide_encoder.token_count
+
+    def counting(text: str) -> int:
+        counted.append(text)
+        return real_count(text)
+
+    monkeypatch.setattr(wide_encoder, "token_count", counting)
+
+    class Store:
+        def get(self, key: str) -> np.ndarray | None:
+            return vectors.get(key)
+
+        def put(self, key: str, value: np.ndarray) -> None:
+            vectors[key] = value
+
+    first = wide_encoder.encode_cached([long, BENGALI_MATH], cache=Store())
+    assert counted  # a miss clips to the token budget
+    assert len(wide_encoder.cache_key(long)) < len(long)  # keys stay bounded in size
+    counted.clear()
+    again = wide_encoder.encode_cached([long, BENGALI_MATH], cache=Store())
+
+    assert counted == []
+    assert np.array_equal(first, again)
+    # The key's vector is that of the token-clipped text, as an uncached encode gives it.
+    assert np.allclose(first, wide_encoder.encode([long, BENGALI_MATH]), atol=1e-6)
+
+
 def test_token_clipping_shrinks_until_the_count_fits() -> None:
     def count(text: str) -> int:  # a counter with uneven characters per token
         return len(text.split()) + text.count("x")

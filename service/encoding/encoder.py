@@ -58,7 +58,7 @@ class EncoderError(RuntimeError):
 
 
 class VectorCache(Protocol):
-    """Where ``encode_cached`` looks vectors up by clipped text: the in-memory LRU, or the
+    """Where ``encode_cached`` looks vectors up by cache key: the in-memory LRU, or the
     index build's on-disk cache (``service/index/embedding_cache.py``)."""
 
     def get(self, key: str) -> np.ndarray | None: ...
@@ -161,8 +161,18 @@ class BaseEncoder(ABC):
         """Raw (unnormalised) embeddings of already clipped texts, in order."""
 
     def clip(self, text: str) -> str:
-        """What of ``text`` is embedded (its head and tail when long); cache keys are these."""
+        """What of ``text`` is embedded (its head and tail when long)."""
+        return self.clip_key(self.cache_key(text))
+
+    def cache_key(self, text: str) -> str:
+        """What caches store ``text``'s vector under: here its clipped text. A backend whose
+        clipping is dear may return something cheaper, as long as ``clip_key`` of it is
+        ``text``'s clipped text, so equal keys always mean equal vectors."""
         return clip_for_embedding(text, self.max_chars)
+
+    def clip_key(self, key: str) -> str:
+        """The text embedded for a cache key: the key itself here."""
+        return key
 
     def encode(
         self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
@@ -233,7 +243,7 @@ class BaseEncoder(ABC):
     ) -> list[np.ndarray]:
         """One read-only vector per text; the cached object itself for a repeated prompt."""
         store: VectorCache = self._cache if cache is None else cache
-        keys = [self.clip(text) for text in texts]
+        keys = [self.cache_key(text) for text in texts]
         rows: dict[str, np.ndarray] = {}
         for key in keys:
             cached = store.get(key)
@@ -241,7 +251,8 @@ class BaseEncoder(ABC):
                 rows[key] = cached
         missing = [key for key in dict.fromkeys(keys) if key not in rows]
         if missing:
-            vectors = self._encode_clipped(missing, batch_size, progress)
+            clipped = [self.clip_key(key) for key in missing]
+            vectors = self._encode_clipped(clipped, batch_size, progress)
             for key, vector in zip(missing, vectors, strict=True):
                 vector.setflags(write=False)
                 rows[key] = vector
