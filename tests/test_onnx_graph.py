@@ -115,6 +115,34 @@ def test_a_missing_graph_is_derived_once_then_cached(
     assert [p.name for p in (tmp_path / "new").iterdir()] == [first.name]  # no temp left
 
 
+def test_deriving_a_new_key_deletes_the_graphs_it_supersedes(tmp_path: Path) -> None:
+    stale = [
+        "use-multilingual-one-row-0123456789abcdef.onnx",  # an older onnxruntime's graph
+        "use-multilingual-one-row-0123456789abcdef.onnx.table",  # and its table
+    ]
+    kept = [
+        "e5-small-int8-dynamic-0123456789abcdef.onnx",  # another encoder's graph
+        "use-multilingual-one-row-notes.txt",  # not a derived graph's name
+        "use-multilingual-one-row-v2-0123456789abcdef.onnx",  # another stem
+    ]
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b"x")
+    name = "use-multilingual-one-row-fedcba9876543210.onnx"
+
+    def derive_to(target: Path) -> None:
+        (tmp_path / (name + ".table")).write_bytes(b"table")  # written before the graph
+        target.write_bytes(b"graph")
+
+    result = onnx_graph.cached_graph(name, derive_to, tmp_path)
+
+    assert result == tmp_path / name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, name, name + ".table"])
+    # A graph found in the cache deletes nothing: only a derivation supersedes.
+    (tmp_path / stale[0]).write_bytes(b"x")
+    onnx_graph.cached_graph(name, derive_to, tmp_path)
+    assert (tmp_path / stale[0]).exists()
+
+
 def test_a_damaged_cache_entry_is_derived_again(tmp_path: Path, counted_derive: list[Path]) -> None:
     (tmp_path / onnx_graph.cache_name(ONNX_MODEL_SHA256)).write_bytes(b"half a graph")
 

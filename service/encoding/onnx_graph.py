@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +33,8 @@ from typing import Any, TypeVar
 log = logging.getLogger("semroute")
 T = TypeVar("T")
 
-# Bump when the derivation changes: old cache entries are then simply never read again.
+# Bump when the derivation changes: old cache entries are then never read again, and the
+# first derivation under the new name deletes them (``drop_superseded``).
 RECIPE = "bert-basic-fusions+dynamic-int8-per-channel-v1"
 # all-MiniLM-L6-v2's attention layout, which the fusion pass needs.
 NUM_HEADS = 12
@@ -47,6 +49,10 @@ def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/semroute``, else ``~/.cache/semroute``."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "semroute"
+
+
+# A derived graph's file (``derived_name``), or a file beside it such as its table.
+DERIVED = re.compile(r"(?P<stem>[a-z0-9-]+)-(?P<key>[0-9a-f]{16})\.onnx(?:\.[a-z]+)?")
 
 
 def derived_name(stem: str, source_sha256: str, recipe: str) -> str:
@@ -102,7 +108,37 @@ def cached_graph(
         os.replace(temp, target)  # atomic: a reader sees no file or a whole one
     finally:
         temp.unlink(missing_ok=True)
+    drop_superseded(folder, name)
     return target
+
+
+def drop_superseded(folder: Path, name: str) -> list[Path]:
+    """Delete the graphs ``name`` supersedes: those of the same stem under another key (an
+    older source, recipe or onnxruntime version), with the files beside them (a table).
+
+    Why: a graph whose key changed is never read again, and each is tens of megabytes (the
+    multilingual one 72 MB with its table), so every upgrade used to leave one behind. A
+    process still serving an older graph keeps its open file (POSIX unlinks an open file
+    lazily); two installs with different onnxruntime versions sharing one cache folder each
+    derive their own again at their next start. Returns what was deleted.
+    """
+    match = DERIVED.fullmatch(name)
+    if match is None:
+        return []
+    dropped: list[Path] = []
+    for path in folder.glob(f"{match['stem']}-*"):
+        other = DERIVED.fullmatch(path.name)
+        if other is None or other["stem"] != match["stem"] or other["key"] == match["key"]:
+            continue
+        try:
+            path.unlink()
+        except OSError as error:  # in use elsewhere (Windows) or not ours to delete
+            log.info("kept the superseded graph %s: %s", path, error)
+            continue
+        dropped.append(path)
+    if dropped:
+        log.info("deleted %d superseded derived graph file(s) from %s", len(dropped), folder)
+    return dropped
 
 
 def inline(path: Path) -> bytes:
