@@ -154,3 +154,18 @@ def test_rows_striped_over_the_cores_on_one_session_match_rows_encoded_alone(
     alone = np.stack([encoder.encode([text])[0] for text in texts])
 
     assert np.array_equal(together, alone)
+
+
+def test_configured_threads_share_the_cores_with_the_batch_stripes(
+    derived: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two threads a pass on two cores: one stripe, not two stripes of two threads each."""
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    texts = [f"{text} ({i})" for i, text in enumerate(TEXTS * 2)]
+
+    two = MultilingualEncoder(cache_size=0, threads=2, cache_dir=derived.parent)
+    default = MultilingualEncoder(cache_size=0, cache_dir=derived.parent)
+
+    assert (two._stripes, two._pool) == (1, None)
+    assert default._stripes == 2
+    assert np.allclose(two.encode(texts), default.encode(texts), atol=1e-6)

@@ -486,10 +486,14 @@ class MultilingualEncoder(BaseEncoder):
             lambda: use_graph.one_row_graph(shipped, USE_MODEL_SHA256, cache_dir),
             lambda g: session(g, threads or 1),
         )
-        self._stripes = cores
+        # Stripes of a batch run side by side, each with the session's threads: together
+        # no more threads than cores (SEMROUTE_ENCODER_THREADS=2 on 2 cores: one stripe).
+        self._stripes = max(1, cores // (threads or 1))
         self._long_session = session(source, cores) if cores > 1 and not threads else None
         self._pool = (
-            ThreadPoolExecutor(cores - 1, thread_name_prefix="semroute-use") if cores > 1 else None
+            ThreadPoolExecutor(self._stripes - 1, thread_name_prefix="semroute-use")
+            if self._stripes > 1
+            else None
         )
         self.model_id = model
         self.dimension = int(self._session.get_outputs()[0].shape[-1])
