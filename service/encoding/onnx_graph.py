@@ -51,8 +51,10 @@ def default_cache_dir() -> Path:
     return Path(base) / "semroute"
 
 
-# A derived graph's file (``derived_name``), or a file beside it such as its table.
-DERIVED = re.compile(r"(?P<stem>[a-z0-9-]+)-(?P<key>[0-9a-f]{16})\.onnx(?:\.[a-z]+)?")
+# Hex digits of the key in a derived graph's name; ``DERIVED`` parses what ``derived_name``
+# writes (or a file beside it, such as its table), so the two cannot drift apart.
+KEY_CHARS = 16
+DERIVED = re.compile(rf"(?P<stem>[a-z0-9-]+)-(?P<key>[0-9a-f]{{{KEY_CHARS}}})\.onnx(?:\.[a-z]+)?")
 
 
 def derived_name(stem: str, source_sha256: str, recipe: str) -> str:
@@ -61,7 +63,7 @@ def derived_name(stem: str, source_sha256: str, recipe: str) -> str:
     import onnxruntime
 
     key = f"{source_sha256}:{recipe}:{onnxruntime.__version__}"
-    return f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+    return f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:KEY_CHARS]}.onnx"
 
 
 def cache_name(source_sha256: str) -> str:
@@ -112,7 +114,7 @@ def cached_graph(
     return target
 
 
-def drop_superseded(folder: Path, name: str) -> list[Path]:
+def drop_superseded(folder: Path, name: str) -> None:
     """Delete the graphs ``name`` supersedes: those of the same stem under another key (an
     older source, recipe or onnxruntime version), with the files beside them (a table).
 
@@ -120,12 +122,12 @@ def drop_superseded(folder: Path, name: str) -> list[Path]:
     multilingual one 72 MB with its table), so every upgrade used to leave one behind. A
     process still serving an older graph keeps its open file (POSIX unlinks an open file
     lazily); two installs with different onnxruntime versions sharing one cache folder each
-    derive their own again at their next start. Returns what was deleted.
+    derive their own again at their next start.
     """
     match = DERIVED.fullmatch(name)
     if match is None:
-        return []
-    dropped: list[Path] = []
+        return
+    dropped = 0
     for path in folder.glob(f"{match['stem']}-*"):
         other = DERIVED.fullmatch(path.name)
         if other is None or other["stem"] != match["stem"] or other["key"] == match["key"]:
@@ -135,10 +137,9 @@ def drop_superseded(folder: Path, name: str) -> list[Path]:
         except OSError as error:  # in use elsewhere (Windows) or not ours to delete
             log.info("kept the superseded graph %s: %s", path, error)
             continue
-        dropped.append(path)
+        dropped += 1
     if dropped:
-        log.info("deleted %d superseded derived graph file(s) from %s", len(dropped), folder)
-    return dropped
+        log.info("deleted %d superseded derived graph file(s) from %s", dropped, folder)
 
 
 def inline(path: Path) -> bytes:

@@ -34,7 +34,8 @@ import numpy as np
 
 from service.encoding import onnx_graph
 
-# Bump when the derivation changes: old cache entries are then simply never read again.
+# Bump when the derivation changes: the first derivation under the new name deletes the old
+# cache entry and its table (``onnx_graph.drop_superseded``).
 RECIPE = "use-one-row-v3"
 INPUT = "inputs"
 OUTPUT = "outputs"
