@@ -480,15 +480,16 @@ class MultilingualEncoder(BaseEncoder):
         # is small enough that one thread meets the latency target. Many rows (an index
         # build) are spread over the cores, each running the same session (ONNX Runtime
         # runs one session from several threads at once).
+        per_pass = threads or 1
         self._session, source = _open_graph(
             graph,
             shipped,
             lambda: use_graph.one_row_graph(shipped, USE_MODEL_SHA256, cache_dir),
-            lambda g: session(g, threads or 1),
+            lambda g: session(g, per_pass),
         )
         # Stripes of a batch run side by side, each with the session's threads: together
         # no more threads than cores (SEMROUTE_ENCODER_THREADS=2 on 2 cores: one stripe).
-        self._stripes = max(1, cores // (threads or 1))
+        self._stripes = max(1, cores // per_pass)
         self._long_session = session(source, cores) if cores > 1 and not threads else None
         self._pool = (
             ThreadPoolExecutor(self._stripes - 1, thread_name_prefix="semroute-use")
