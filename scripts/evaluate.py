@@ -17,7 +17,11 @@ of the router's confidence, and (--png) a reliability diagram.
 --leave-sources-out K measures transfer to prompts of unseen sources: the test rows' sources
 are dealt into K folds; for each fold, every utterance and calibration row whose text
 belongs to one of its sources is taken out of the routes, the index is rebuilt, and that
-fold's rows are routed. A random row split of one source flatters; this does not. With --clinc, --train,
+fold's rows are routed. A random row split of one source flatters; this does not.
+--learn-folds K is that random split, on purpose: the test rows are dealt into K folds, and
+each fold is routed by the routes plus the other folds' rows as utterances. It tells how far
+a set's own labelled prompts carry the routes (a ceiling for prompts of that source), not how
+they transfer. With --clinc, --train,
 --calibration and --test name splits of that file (comma-separated to join several).
 With --routes, a route folder is evaluated as it is (with its own calibration.jsonl).
 The index is built in a temporary folder; nothing in index/ is touched. The wide encoder
@@ -62,7 +66,9 @@ from service.tools.evaluation import (
     reliability,
     route_name,
     route_set_from_examples,
+    row_folds,
     source_folds,
+    with_examples,
     without_texts,
 )
 
@@ -208,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         "--max-per-source", type=int, default=150, help="with --leave-sources-out: rows per source"
     )
     parser.add_argument(
+        "--learn-folds",
+        type=int,
+        metavar="K",
+        help="deal the test rows into K folds and route each with the others added to the routes",
+    )
+    parser.add_argument(
         "--langs", help="only the test rows of these languages (comma-separated lang codes)"
     )
     parser.add_argument("--model", default=Settings().embedding_model, help="embedding model")
@@ -259,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give either --train (with optional --calibration) or --routes")
     if args.leave_sources_out is not None and args.leave_sources_out < 2:
         parser.error("--leave-sources-out needs at least 2 folds")
+    if args.learn_folds is not None and args.learn_folds < 2:
+        parser.error("--learn-folds needs at least 2 folds")
+    if args.learn_folds and args.leave_sources_out:
+        parser.error("give --leave-sources-out or --learn-folds, not both")
 
     try:
         route_set = _route_set(args)
@@ -298,16 +314,23 @@ def main(argv: list[str] | None = None) -> int:
     wide = load_wide_encoder(wide_model, cache_size=0, cache_dir=Settings().cache_dir)
     wide_encoder = MemoEncoder(wide, store(wide.model_id)) if wide is not None else None
     if args.leave_sources_out:
-        folds = source_folds(test, args.leave_sources_out, args.max_per_source)
+        folds = [
+            (without_texts(route_set, held_out), rows)
+            for held_out, rows in source_folds(test, args.leave_sources_out, args.max_per_source)
+        ]
+    elif args.learn_folds:
+        folds = [
+            (with_examples(route_set, train), rows)
+            for train, rows in row_folds(test, args.learn_folds)
+        ]
     else:
-        folds = [(frozenset(), test)]
+        folds = [(route_set, test)]
     results: list[Scored] = []
     decided: list[Any] = []
     dumped: list[tuple[Example, Scored]] = []
     build_seconds = route_seconds = adapt_seconds = 0.0
     calibration_source = None
-    for held_out, rows in folds:
-        fold_routes = without_texts(route_set, held_out) if held_out else route_set
+    for fold_routes, rows in folds:
         fold_encoder: MemoEncoder | AdaptedEncoder = encoder
         fold_wide: MemoEncoder | AdaptedEncoder | None = wide_encoder
         if args.adapt_encoder:
@@ -353,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         **metrics(results),
         "decisions_per_second": round(len(results) / route_seconds, 1) if route_seconds else None,
         "leave_sources_out": args.leave_sources_out,
+        "learn_folds": args.learn_folds,
         "abstain_rate": float(np.mean([r.abstain is not None for r in decided])),
         "classifier_c": route_set.config.classifier_c,
         "knn_weight": route_set.config.knn_weight,

@@ -20,7 +20,9 @@ from service.tools.evaluation import (
     reliability,
     route_name,
     route_set_from_examples,
+    row_folds,
     source_folds,
+    with_examples,
     without_texts,
 )
 
@@ -463,3 +465,35 @@ def test_a_damaged_store_is_ignored_and_rewritten(tmp_path: Path) -> None:
     later = _Counting()
     MemoEncoder(later, store).encode(["one"])
     assert later.embedded == []
+
+
+def test_row_folds_route_every_row_once_and_never_train_on_it() -> None:
+    rows = [Example(f"prompt {i}", "math" if i % 2 else "chat") for i in range(11)]
+
+    folds = row_folds(rows, folds=3)
+
+    assert len(folds) == 3
+    tested = [e.text for _, test in folds for e in test]
+    assert sorted(tested) == sorted(e.text for e in rows)
+    for train, test in folds:
+        assert not {e.text for e in train} & {e.text for e in test}
+        assert len(train) + len(test) == len(rows)
+
+
+def test_with_examples_adds_rows_to_their_label_s_route_only() -> None:
+    route_set, _ = route_set_from_examples(
+        [Example("Solve x + 1 = 2", "math"), Example("hi", "chat")]
+    )
+
+    grown = with_examples(
+        route_set,
+        [
+            Example("what is 3 * 4", "math"),
+            Example("qwzx plonk", None),  # out of scope: no route learns it
+            Example("book a flight", "travel"),  # no such route: left out
+        ],
+    )
+
+    by_name = {route.name: route.utterances for route in grown.routes}
+    assert by_name == {"math": ("Solve x + 1 = 2", "what is 3 * 4"), "chat": ("hi",)}
+    assert grown.calibration == route_set.calibration

@@ -592,3 +592,45 @@ def test_evaluate_routes_only_the_languages_asked_for(dataset: Path) -> None:
     routed = [json.loads(line) for line in (dataset / "es.jsonl").read_text("utf-8").splitlines()]
     assert report["n_test"] == 2 and {row["lang"] for row in routed} == {"es"}
     assert none.returncode == 2 and "no example" in none.stderr
+
+
+GARDEN_AS_TRAVEL = [
+    "when should I plant tomato seedlings outside",
+    "how often do I water a cactus",
+    "why are the leaves on my rose bush turning yellow",
+    "how deep do I plant tulip bulbs",
+    "what grows well in a shady garden bed",
+    "how do I get rid of aphids on my plants",
+]
+
+
+def test_evaluate_learn_folds_lets_a_set_s_own_rows_teach_the_routes(dataset: Path) -> None:
+    # A labelling the routes cannot know (garden questions counted as travel): alone the
+    # routes miss it; routed fold by fold with the other folds' rows as utterances, they learn it.
+    test = write_jsonl(dataset / "garden.jsonl", [(t, "travel") for t in GARDEN_AS_TRAVEL])
+    base = ["--train", dataset / "train.jsonl", "--test", test, "--embedding-store"]
+
+    alone = run_evaluate(*base, dataset / "vectors", "--report", dataset / "alone.json")
+    folds = run_evaluate(
+        *base, dataset / "vectors", "--report", dataset / "folds.json", "--learn-folds", "2"
+    )
+    both = run_evaluate(
+        *base,
+        dataset / "vectors",
+        "--report",
+        dataset / "x.json",
+        "--learn-folds",
+        "2",
+        "--leave-sources-out",
+        "2",
+    )
+
+    assert alone.returncode == 0, alone.stderr
+    assert folds.returncode == 0, folds.stderr
+    before = json.loads((dataset / "alone.json").read_text(encoding="utf-8"))
+    after = json.loads((dataset / "folds.json").read_text(encoding="utf-8"))
+    assert after["n_test"] == before["n_test"] == len(GARDEN_AS_TRAVEL)
+    assert after["learn_folds"] == 2 and before["learn_folds"] is None
+    assert after["top_route_accuracy"] > before["top_route_accuracy"]
+    assert after["top_route_accuracy"] >= 4 / 6
+    assert both.returncode == 2 and "not both" in both.stderr

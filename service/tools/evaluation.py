@@ -14,7 +14,7 @@ import re
 import zipfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -285,6 +285,42 @@ def source_folds(
         ]
         out.append((texts, rows))
     return out
+
+
+def row_folds(examples: Sequence[Example], folds: int) -> list[tuple[list[Example], list[Example]]]:
+    """Rows dealt into ``folds`` groups by a hash of the text: (training rows, test rows).
+
+    The mirror of ``source_folds``: a random row split of one labelled set, for learning how
+    far the set's own labelled rows carry the routes. Rows of one source share its style and
+    its labelling, so this flatters on purpose: it is the ceiling, not the transfer.
+    """
+    ordered = sorted(examples, key=lambda e: _hash(e.text))
+    out = []
+    for fold in range(folds):
+        test = ordered[fold::folds]
+        if test:
+            held = {id(e) for e in test}
+            out.append(([e for e in ordered if id(e) not in held], test))
+    return out
+
+
+def with_examples(route_set: RouteSet, examples: Iterable[Example]) -> RouteSet:
+    """The route set with each example's text added to its label's route as an utterance.
+
+    Examples labelled out of scope, or with a label no route has, are left out: the routes
+    stay the routes, and only learn more of what they already serve.
+    """
+    added: dict[str, list[str]] = {}
+    for example in examples:
+        if example.label is not None:
+            added.setdefault(route_name(example.label), []).append(example.text)
+    routes = tuple(
+        route.model_copy(update={"utterances": route.utterances + tuple(added[route.name])})
+        if route.name in added
+        else route
+        for route in route_set.routes
+    )
+    return replace(route_set, routes=routes)
 
 
 def replace_source(example: Example, group: str) -> Example:
