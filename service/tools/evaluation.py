@@ -292,15 +292,16 @@ def row_folds(examples: Sequence[Example], folds: int) -> list[tuple[list[Exampl
 
     The mirror of ``source_folds``: a random row split of one labelled set, for learning how
     far the set's own labelled rows carry the routes. Rows of one source share its style and
-    its labelling, so this flatters on purpose: it is the ceiling, not the transfer.
+    its labelling, so this flatters on purpose: it is the ceiling, not the transfer. Rows of
+    one text share a fold, so no prompt is routed by its own copy.
     """
-    ordered = sorted(examples, key=lambda e: _hash(e.text))
+    keys = sorted({normalised(e.text) for e in examples}, key=_hash)
+    fold_of = {key: i % folds for i, key in enumerate(keys)}
     out = []
     for fold in range(folds):
-        test = ordered[fold::folds]
+        test = [e for e in examples if fold_of[normalised(e.text)] == fold]
         if test:
-            held = {id(e) for e in test}
-            out.append(([e for e in ordered if id(e) not in held], test))
+            out.append(([e for e in examples if fold_of[normalised(e.text)] != fold], test))
     return out
 
 
