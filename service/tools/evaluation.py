@@ -297,11 +297,12 @@ def row_folds(examples: Sequence[Example], folds: int) -> list[tuple[list[Exampl
     """
     keys = sorted({normalised(e.text) for e in examples}, key=_hash)
     fold_of = {key: i % folds for i, key in enumerate(keys)}
+    dealt = [(fold_of[normalised(e.text)], e) for e in examples]
     out = []
     for fold in range(folds):
-        test = [e for e in examples if fold_of[normalised(e.text)] == fold]
+        test = [e for f, e in dealt if f == fold]
         if test:
-            out.append(([e for e in examples if fold_of[normalised(e.text)] != fold], test))
+            out.append(([e for f, e in dealt if f != fold], test))
     return out
 
 
@@ -325,8 +326,6 @@ def with_examples(route_set: RouteSet, examples: Iterable[Example]) -> RouteSet:
 
 
 def replace_source(example: Example, group: str) -> Example:
-    from dataclasses import replace
-
     return replace(example, source=group)
 
 
@@ -336,8 +335,6 @@ def without_texts(route_set: RouteSet, texts: frozenset[str]) -> RouteSet:
     A route left with no utterance is dropped (its prompts then cannot be routed right,
     which is what a source-held-out measurement should show).
     """
-    from dataclasses import replace
-
     routes = []
     for route in route_set.routes:
         kept = tuple(u for u in route.utterances if normalised(u) not in texts)
